@@ -1,0 +1,42 @@
+/**
+ * The small interface every content backend implements (embedded Helia, Kubo RPC, trustless gateway).
+ * A backend that cannot do something omits the method; callers ask before they call.
+ */
+import type { CID } from 'multiformats/cid'
+
+export interface AbortOptions {
+  signal?: AbortSignal
+}
+
+/** Progress of a long transfer, in bytes. `total` is undefined when unknown. */
+export interface TransferProgress {
+  bytes: number
+  total?: number
+}
+
+export interface ProgressOptions extends AbortOptions {
+  onProgress?: (progress: TransferProgress) => void
+}
+
+export interface PutOptions extends ProgressOptions {
+  /** 0 reproduces `ipfs add`, 1 reproduces `ipfs add --cid-version 1`. Default: `ipfs.cid_version`. */
+  cidVersion?: 0 | 1
+  /** Pin what was added (default true). */
+  pin?: boolean
+}
+
+export interface ContentStore {
+  /** 'helia' | 'kubo-rpc' | 'gateway' */
+  readonly name: string
+  /** Whole content of a UnixFS file (or a raw block), verified against its CID. */
+  get(cid: CID, options?: ProgressOptions): Promise<Uint8Array>
+  /** Streams a UnixFS file's content, each block verified before it is yielded. */
+  cat?(cid: CID, options?: ProgressOptions): AsyncIterable<Uint8Array>
+  /** Adds bytes (or a stream of them) as a UnixFS file with Kubo's default layout; returns the root CID. */
+  put?(bytes: Uint8Array | AsyncIterable<Uint8Array>, options?: PutOptions): Promise<CID>
+  has?(cid: CID, options?: AbortOptions): Promise<boolean>
+  pin?(cid: CID, options?: AbortOptions): Promise<void>
+  unpin?(cid: CID, options?: AbortOptions): Promise<void>
+  start?(): Promise<void>
+  stop?(): Promise<void>
+}

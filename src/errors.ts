@@ -1,0 +1,163 @@
+/**
+ * Every error ipfs-accelerate throws on purpose. One class per condition, matched on `.name`
+ * (equal to the class name), each with a stable `code` for the CLI and HTTP edges and the
+ * context a caller needs to act on (model, field, file, ...). `docs/errors.md` lists them; a test
+ * keeps that table complete.
+ */
+
+/** Context carried by every error: what it was about. All optional. */
+export interface ErrorContext {
+  /** Model identifier the error concerns. */
+  model?: string
+  /** Dotted path of the config key or input field that was wrong (`hardware.batch_size`, `input_ids[3]`). */
+  field?: string
+  /** File the error concerns (a model file, a config file). */
+  file?: string
+  /** Anything else worth reporting. */
+  [key: string]: unknown
+}
+
+export interface ErrorOptions {
+  cause?: unknown
+  context?: ErrorContext
+}
+
+/** Base class: never thrown itself. */
+export abstract class AccelerateError extends Error {
+  /** Stable machine-readable code, listed in docs/errors.md. */
+  abstract readonly code: string
+  readonly context: ErrorContext
+
+  constructor (message: string, options: ErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = new.target.name
+    this.context = options.context ?? {}
+  }
+
+  /** A JSON-safe view without stack: what the server and CLI may show. */
+  toJSON (): { name: string, code: string, message: string, context: ErrorContext } {
+    return { name: this.name, code: this.code, message: this.message, context: this.context }
+  }
+}
+
+/** One problem found while validating config or input. */
+export interface ValidationIssue {
+  /** Dotted path of the offending key (`performance.cache_size`, `input.pixel_values`). */
+  path: string
+  message: string
+}
+
+/** Bad input, bad config, unknown model: something the caller gave us is wrong. */
+export class ValidationError extends AccelerateError {
+  readonly code = 'ERR_VALIDATION'
+  readonly issues: readonly ValidationIssue[]
+
+  constructor (message: string, issues: ValidationIssue[] = [], options: ErrorOptions = {}) {
+    const field = options.context?.field ?? issues[0]?.path
+    super(issues.length > 0 && !message.includes(issues[0].path)
+      ? `${message}: ${issues.map(i => `${i.path}: ${i.message}`).join('; ')}`
+      : message, { ...options, context: { ...options.context, ...(field === undefined ? {} : { field }) } })
+    this.issues = Object.freeze([...issues])
+  }
+
+  /** Shorthand for a single wrong field. */
+  static field (field: string, message: string, context: ErrorContext = {}): ValidationError {
+    return new ValidationError(`${field}: ${message}`, [{ path: field, message }], { context: { ...context, field } })
+  }
+}
+
+/** A model could not be found, downloaded, read or loaded. */
+export class ModelLoadError extends AccelerateError {
+  readonly code = 'ERR_MODEL_LOAD'
+}
+
+/** A requested device is missing or unusable, or a strict hardware request could not be met. */
+export class HardwareError extends AccelerateError {
+  readonly code = 'ERR_HARDWARE'
+}
+
+/** The model loaded, but running it failed. */
+export class InferenceError extends AccelerateError {
+  readonly code = 'ERR_INFERENCE'
+}
+
+/** Every configured IPFS store (embedded, Kubo, gateway) failed. `context.attempts` says what each said. */
+export class IpfsConnectionError extends AccelerateError {
+  readonly code = 'ERR_IPFS_CONNECTION'
+}
+
+/** A libp2p peer could not be dialled or did not answer the inference protocol. */
+export class PeerConnectionError extends AccelerateError {
+  readonly code = 'ERR_PEER_CONNECTION'
+}
+
+/** Content did not match its CID, or a block used an unsupported codec or hash. */
+export class ContentVerificationError extends AccelerateError {
+  readonly code = 'ERR_CONTENT_VERIFICATION'
+}
+
+/** Content is not in the store (and, for stores that can fetch, could not be found). */
+export class NotFoundError extends AccelerateError {
+  readonly code = 'ERR_NOT_FOUND'
+}
+
+/** An operation ran past its time limit (`ipfs.timeout`, a request deadline). */
+export class TimeoutError extends AccelerateError {
+  readonly code = 'ERR_TIMEOUT'
+}
+
+/** The instance was stopped, or an operation was aborted by its signal. */
+export class AbortError extends AccelerateError {
+  readonly code = 'ERR_ABORTED'
+}
+
+/** Every error class, by name: used by docs/errors.md's completeness test and to rebuild errors sent across a worker boundary. */
+export const errorClasses = {
+  ValidationError,
+  ModelLoadError,
+  HardwareError,
+  InferenceError,
+  IpfsConnectionError,
+  PeerConnectionError,
+  ContentVerificationError,
+  NotFoundError,
+  TimeoutError,
+  AbortError
+} as const
+
+export type ErrorName = keyof typeof errorClasses
+
+/** Plain-object form of an error, for crossing a worker or process boundary. */
+export interface SerializedError {
+  name: string
+  message: string
+  context?: ErrorContext
+  issues?: ValidationIssue[]
+  stack?: string
+}
+
+export function serializeError (err: unknown): SerializedError {
+  if (err instanceof ValidationError) {
+    return { name: err.name, message: err.message, context: err.context, issues: [...err.issues], stack: err.stack }
+  }
+  if (err instanceof AccelerateError) {
+    return { name: err.name, message: err.message, context: err.context, stack: err.stack }
+  }
+  if (err instanceof Error) return { name: err.name, message: err.message, stack: err.stack }
+  return { name: 'Error', message: String(err) }
+}
+
+/** Rebuilds a typed error from its serialized form; unknown names become InferenceError. */
+export function deserializeError (data: SerializedError): AccelerateError {
+  let err: AccelerateError
+  if (data.name === 'ValidationError') {
+    const v = new ValidationError(data.message, [], { context: data.context })
+    ;(v as { issues: readonly ValidationIssue[] }).issues = Object.freeze([...(data.issues ?? [])])
+    err = v
+  } else {
+    const Cls = (errorClasses as Record<string, new (m: string, o?: ErrorOptions) => AccelerateError>)[data.name] ?? InferenceError
+    err = new Cls(data.message, { context: data.context })
+  }
+  if (data.stack !== undefined) err.stack = data.stack
+  return err
+}
