@@ -1,0 +1,38 @@
+/** `ipfs-accelerate models ...`: build tiny test models. */
+import type { Command } from 'commander'
+import { InvalidArgumentError } from 'commander'
+import { buildTinyModel } from '../../models/tiny/index.js'
+import { TINY_FAMILIES, type TinyFamily, type TinyModelOptions } from '../../models/tiny/options.js'
+
+function positiveInt (value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer')
+  return n
+}
+
+export function registerModels (program: Command): void {
+  const models = program.command('models').description('work with models')
+  models.command('tiny')
+    .description(`write a deterministic tiny random-weight model (${TINY_FAMILIES.join(', ')}) that transformers.js loads`)
+    .argument('<family>', TINY_FAMILIES.join(' | '))
+    .argument('<dir>', 'folder to write')
+    .option('--hidden-size <n>', 'hidden size', positiveInt)
+    .option('--layers <n>', 'transformer layers', positiveInt)
+    .option('--heads <n>', 'attention heads', positiveInt)
+    .option('--vocab <n>', 'vocabulary size', positiveInt)
+    .option('--positions <n>', 'longest sequence', positiveInt)
+    .option('--seed <n>', 'seed of the random weights', positiveInt)
+    .action(async (family: string, dir: string, opts: { hiddenSize?: number, layers?: number, heads?: number, vocab?: number, positions?: number, seed?: number }) => {
+      const options: TinyModelOptions = {
+        hiddenSize: opts.hiddenSize,
+        numLayers: opts.layers,
+        numHeads: opts.heads,
+        vocabSize: opts.vocab,
+        maxPositions: opts.positions,
+        seed: opts.seed
+      }
+      for (const k of Object.keys(options) as Array<keyof TinyModelOptions>) if (options[k] === undefined) delete options[k]
+      const info = await buildTinyModel(family as TinyFamily, dir, options)
+      process.stdout.write(JSON.stringify(info, null, 2) + '\n')
+    })
+}

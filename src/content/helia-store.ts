@@ -1,0 +1,564 @@
+/**
+ * The embedded content store: a light Helia node (no libp2p, so it contacts nothing) over a filesystem
+ * repository that survives restarts:
+ *
+ *   <repo>/blocks     blocks, blockstore-fs layout (FastFsBlockstore)
+ *   <repo>/datastore  Helia's datastore (pins, version): one append-only journal (JournalDatastore)
+ *
+ * Imports reproduce Kubo's CIDs (see unixfs-layout.ts) and write blocks straight into the blockstore;
+ * reads verify every block against its CID. Helia itself (~0.9 s to import) is loaded lazily, the first
+ * time something needs it (pins, gc, `node`): reading and writing blocks do not.
+ *
+ * Networking (a later issue): pass `init.network`, a function that receives the light Helia node before
+ * it starts and returns it extended (e.g. `helia => withBitswap(withLibp2pLight(helia, {...}))`).
+ */
+import type { Dirent } from 'node:fs'
+import fs from 'node:fs/promises'
+import { homedir } from 'node:os'
+import path from 'node:path'
+import * as dagPb from '@ipld/dag-pb'
+import type { Helia } from 'helia'
+import type { GraphWalkerFactory } from '@helia/interface'
+import type { CID } from 'multiformats/cid'
+import { AbortError, NotFoundError, ValidationError } from '../errors.js'
+import { silentLogger, type Logger } from '../logging/logger.js'
+import type { AbortOptions, ContentStore, ProgressOptions, PutOptions } from './content-store.js'
+import { DAG_PB_CODE, RAW_CODE, assertSupportedCid, identityBytes, verifyBlock } from './cid.js'
+import { FastFsBlockstore } from './fast-fs-blockstore.js'
+import { collectBytes, throwIfAborted } from './async-utils.js'
+import { RwLock } from './rw-lock.js'
+import { JournalDatastore } from './journal-datastore.js'
+import { KUBO_CHUNK_SIZE, allocateChunk, kuboImporterOptions, type CidVersion } from './unixfs-layout.js'
+import { readUnixfsFile, resolveIpfsPath, statUnixfs, type ReadFileOptions, type UnixfsEntryType } from './unixfs-reader.js'
+import { installPromiseWithResolvers } from './polyfills.js'
+
+/** Environment variable naming the data folder; the repository is its `ipfs` subfolder. */
+export const HOME_ENV = 'IPFS_ACCELERATE_HOME'
+
+/**
+ * The default repository: `$IPFS_ACCELERATE_HOME/ipfs`, else `$XDG_CACHE_HOME/ipfs-accelerate/ipfs`,
+ * else `~/.cache/ipfs-accelerate/ipfs`.
+ */
+export function defaultRepoPath (env: Record<string, string | undefined> = process.env, home: string = homedir()): string {
+  if (env[HOME_ENV] !== undefined && env[HOME_ENV] !== '') return path.join(env[HOME_ENV], 'ipfs')
+  const cache = env.XDG_CACHE_HOME !== undefined && env.XDG_CACHE_HOME !== '' ? env.XDG_CACHE_HOME : path.join(home, '.cache')
+  return path.join(cache, 'ipfs-accelerate', 'ipfs')
+}
+
+/** Extends the light node before it starts (the networking extension point). */
+export type HeliaExtension = (helia: Helia) => Helia | Promise<Helia>
+
+export interface HeliaStoreInit {
+  /** Repository folder (`ipfs.repo`); `~/` is expanded. Default: `defaultRepoPath()`. */
+  repo?: string
+  /** CID version of imports when a call does not say (`ipfs.cid_version`). Default 0. */
+  cidVersion?: CidVersion
+  /** Verify blocks read from disk against their CID (default true). */
+  verifyOnRead?: boolean
+  /** Blocks read ahead of the consumer per DAG level while catting (default 8). */
+  readAhead?: number
+  logger?: Logger
+  /** Networking extension point, see the module comment. */
+  network?: HeliaExtension
+}
+
+export interface AddDirectoryOptions extends ProgressOptions {
+  cidVersion?: CidVersion
+  pin?: boolean
+}
+
+export interface GcResult {
+  /** Blocks removed. */
+  removed: number
+}
+
+export interface StatResult {
+  type: UnixfsEntryType
+  /** File size in bytes (0 for directories). */
+  size: number
+}
+
+type ImportCandidate = { path: string, content?: AsyncIterable<Uint8Array> }
+
+function expandHome (p: string): string {
+  return p === '~' || p.startsWith('~/') ? path.join(homedir(), p.slice(1)) : p
+}
+
+function isByteSource (value: unknown): value is Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array> {
+  if (value instanceof Uint8Array) return true
+  if (value === null || typeof value !== 'object') return false
+  return Symbol.asyncIterator in value || Symbol.iterator in value
+}
+
+/**
+ * A Helia graph walker that follows links recorded during an import instead of re-reading the blocks
+ * just written; for anything not recorded it reads the block (raw blocks never: they have no links).
+ * Helia's pinning only uses each node's `block.cid`.
+ */
+function linkWalker (recorded: Map<string, CID[]> | undefined, readBlock: (cid: CID, options?: AbortOptions) => Promise<Uint8Array>): GraphWalkerFactory {
+  return () => ({
+    async * walk (root: CID, options: { depth?: number, signal?: AbortSignal } = {}) {
+      const maxDepth = options.depth ?? Infinity
+      const stack: Array<{ cid: CID, depth: number, path: CID[] }> = [{ cid: root, depth: 0, path: [root] }]
+      while (stack.length > 0) {
+        const { cid, depth, path: trail } = stack.pop() as { cid: CID, depth: number, path: CID[] }
+        throwIfAborted(options.signal, 'pin')
+        let links = recorded?.get(cid.toString())
+        if (links === undefined) {
+          if (cid.code === RAW_CODE) links = []
+          else if (cid.code === DAG_PB_CODE) {
+            const bytes = identityBytes(cid) ?? await readBlock(cid, options)
+            links = dagPb.decode(bytes).Links.map(l => l.Hash)
+          } else {
+            throw ValidationError.field('cid', `cannot pin ${cid.toString()}: unsupported codec 0x${cid.code.toString(16)}`)
+          }
+        }
+        // eslint-disable-next-line @typescript-eslint/consistent-type-assertions
+        yield { block: { cid } as any, depth, path: trail }
+        if (depth < maxDepth) {
+          for (let i = links.length - 1; i >= 0; i--) stack.push({ cid: links[i], depth: depth + 1, path: [...trail, links[i]] })
+        }
+      }
+    }
+  })
+}
+
+export class HeliaStore implements ContentStore {
+  readonly name = 'helia'
+  /** Absolute repository folder. */
+  readonly repo: string
+  private readonly blocks: FastFsBlockstore
+  private readonly cidVersion: CidVersion
+  private readonly readAhead: number | undefined
+  private readonly log: Logger
+  private readonly network: HeliaExtension | undefined
+  private readonly lock = new RwLock()
+  private opening: Promise<void> | undefined
+  private starting: Promise<Helia> | undefined
+  private helia: Helia | undefined
+  private datastore: JournalDatastore | undefined
+  private stopped = false
+
+  constructor (init: HeliaStoreInit = {}) {
+    this.repo = path.resolve(expandHome(init.repo ?? defaultRepoPath()))
+    this.blocks = new FastFsBlockstore(path.join(this.repo, 'blocks'), { verifyOnRead: init.verifyOnRead ?? true })
+    this.cidVersion = init.cidVersion ?? 0
+    this.readAhead = init.readAhead
+    this.log = (init.logger ?? silentLogger()).child({ ns: 'ipfs-accelerate:content:helia' })
+    this.network = init.network
+  }
+
+  /** The blockstore (interface-blockstore), for the HTTP gateway and Kubo RPC routes. */
+  get blockstore (): FastFsBlockstore {
+    return this.blocks
+  }
+
+  /** The Helia node, once started (`await store.start()` first); for the networking layer. */
+  get node (): Helia {
+    if (this.helia === undefined) throw new AbortError('HeliaStore is not started', { context: { repo: this.repo } })
+    return this.helia
+  }
+
+  /** Opens the repository and starts the Helia node (idempotent). */
+  async start (): Promise<void> {
+    await this.ensureHelia()
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    const release = await this.lock.write()
+    try {
+      const starting = this.starting
+      this.starting = undefined
+      this.helia = undefined
+      if (starting !== undefined) {
+        const helia = await starting.catch(() => undefined)
+        await helia?.stop()
+      }
+      await this.datastore?.close()
+      this.datastore = undefined
+      await this.blocks.close()
+    } finally {
+      release()
+    }
+    this.log.debug({ repo: this.repo }, 'stopped')
+  }
+
+  private assertRunning (): void {
+    if (this.stopped) throw new AbortError('HeliaStore is stopped', { context: { repo: this.repo } })
+  }
+
+  private async ensureOpen (): Promise<void> {
+    this.assertRunning()
+    this.opening ??= this.blocks.open()
+    await this.opening
+  }
+
+  private async ensureHelia (): Promise<Helia> {
+    await this.ensureOpen()
+    this.starting ??= this.createHelia()
+    try {
+      return await this.starting
+    } catch (err) {
+      this.starting = undefined
+      throw err
+    }
+  }
+
+  private async createHelia (): Promise<Helia> {
+    installPromiseWithResolvers()
+    const { createHeliaLight } = await import('helia')
+    const datastore = new JournalDatastore(path.join(this.repo, 'datastore'))
+    await datastore.open()
+    this.datastore = datastore
+    let helia = createHeliaLight({ blockstore: this.blocks, datastore })
+    if (this.network !== undefined) helia = await this.network(helia)
+    await helia.start()
+    this.helia = helia
+    this.log.debug({ repo: this.repo }, 'started')
+    return helia
+  }
+
+  /** One block's bytes (verified), e.g. for `?format=raw` and `block/get`. NotFoundError when absent. */
+  async getBlock (cid: CID, options: AbortOptions = {}): Promise<Uint8Array> {
+    const inline = identityBytes(cid)
+    if (inline !== undefined) return inline
+    await this.ensureOpen()
+    return await this.blocks.getBlock(cid, options)
+  }
+
+  /** Stores one block after checking it matches `cid` (for `block/put`). */
+  async putBlock (cid: CID, bytes: Uint8Array, options: AbortOptions & { pin?: boolean } = {}): Promise<CID> {
+    assertSupportedCid(cid)
+    verifyBlock(cid, bytes, 'block/put')
+    if (identityBytes(cid) !== undefined) return cid
+    await this.ensureOpen()
+    const release = await this.lock.read()
+    try {
+      await this.blocks.putBlock(cid, bytes)
+      if (options.pin === true) await this.pinUnlocked(cid, new Map([[cid.toString(), cid.code === DAG_PB_CODE ? linksOf(bytes) : []]]), options)
+    } finally {
+      release()
+    }
+    return cid
+  }
+
+  async has (cid: CID, options: AbortOptions = {}): Promise<boolean> {
+    if (identityBytes(cid) !== undefined) return true
+    await this.ensureOpen()
+    return await this.blocks.has(cid, options)
+  }
+
+  cat (cid: CID, options: ReadFileOptions = {}): AsyncIterable<Uint8Array> {
+    const getBlock = this.getBlock.bind(this)
+    const readAhead = options.readAhead ?? this.readAhead
+    return readUnixfsFile(cid, getBlock, { ...options, readAhead })
+  }
+
+  async get (cid: CID, options: ProgressOptions = {}): Promise<Uint8Array> {
+    return await collectBytes(this.cat(cid, options))
+  }
+
+  /** Type and size of the entry at `cid` (one block read). */
+  async stat (cid: CID, options: AbortOptions = {}): Promise<StatResult> {
+    const s = await statUnixfs(cid, this.getBlock.bind(this), options)
+    return { type: s.type, size: Number(s.size) }
+  }
+
+  /** The CID at `path` below `cid` (directories, including HAMT shards). */
+  async resolve (cid: CID, path: string, options: AbortOptions = {}): Promise<CID> {
+    return await resolveIpfsPath(cid, path, this.getBlock.bind(this), options)
+  }
+
+  /**
+   * Adds bytes, or a stream of them (memory stays bounded by the chunk size times the write
+   * concurrency), as a UnixFS file with Kubo's layout; pins it unless `pin: false`.
+   */
+  async put (bytes: Uint8Array | AsyncIterable<Uint8Array>, options: PutOptions = {}): Promise<CID> {
+    if (!isByteSource(bytes)) throw ValidationError.field('content', 'expected a Uint8Array or an (async) iterable of Uint8Array')
+    const total = bytes instanceof Uint8Array ? bytes.byteLength : undefined
+    const content = this.trackSource(bytes, options, total)
+    const root = await this.importCandidates([{ path: '', content }], false, options)
+    return root
+  }
+
+  /** Adds a file from disk, streamed (read straight into chunk buffers, a few reads ahead). */
+  async addFile (file: string, options: PutOptions = {}): Promise<CID> {
+    const stat = await fs.stat(file).catch((cause: unknown) => {
+      throw ValidationError.field('file', `${file} cannot be read: ${(cause as Error).message}`, { file })
+    })
+    if (!stat.isFile()) throw ValidationError.field('file', `${file} is not a regular file`, { file })
+    const content = this.trackSource(readFileChunks(file), options, stat.size)
+    return await this.importCandidates([{ path: '', content }], false, options)
+  }
+
+  /**
+   * Imports a folder as a UnixFS directory (what `ipfs add -r` gives for it). Symbolic links, special
+   * files and names that would escape the folder are refused with a ValidationError before anything
+   * is written.
+   */
+  async addDirectory (folder: string, options: AddDirectoryOptions = {}): Promise<CID> {
+    const root = path.resolve(folder)
+    const rootStat = await fs.lstat(root).catch((cause: unknown) => {
+      throw ValidationError.field('folder', `${folder} cannot be read: ${(cause as Error).message}`, { file: folder })
+    })
+    if (!rootStat.isDirectory()) throw ValidationError.field('folder', `${folder} is not a directory`, { file: folder })
+    const entries = await listFolder(root, options.signal)
+    const total = entries.reduce((n, e) => n + (e.size ?? 0), 0)
+    let done = 0
+    const candidates: ImportCandidate[] = entries.map(e => {
+      if (e.size === undefined) return { path: e.relative }
+      const file = path.join(root, e.relative)
+      return {
+        path: e.relative,
+        content: (async function * () {
+          for await (const chunk of readFileChunks(file)) {
+            throwIfAborted(options.signal, 'addDirectory')
+            done += chunk.byteLength
+            options.onProgress?.({ bytes: done, total })
+            yield chunk
+          }
+        })()
+      }
+    })
+    return await this.importCandidates(candidates, true, options)
+  }
+
+  private trackSource (source: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: ProgressOptions, total: number | undefined): AsyncIterable<Uint8Array> {
+    const { signal, onProgress } = options
+    return (async function * () {
+      let bytes = 0
+      throwIfAborted(signal, 'put')
+      onProgress?.({ bytes, total })
+      const chunks = source instanceof Uint8Array ? [source] : source
+      for await (const chunk of chunks) {
+        if (!(chunk instanceof Uint8Array)) throw ValidationError.field('content', 'stream yielded something that is not a Uint8Array')
+        throwIfAborted(signal, 'put')
+        yield chunk
+        bytes += chunk.byteLength
+        onProgress?.({ bytes, total })
+      }
+    })()
+  }
+
+  private async importCandidates (candidates: ImportCandidate[], directory: boolean, options: PutOptions): Promise<CID> {
+    await this.ensureOpen()
+    const pin = options.pin ?? true
+    const cidVersion = options.cidVersion ?? this.cidVersion
+    if (cidVersion !== 0 && cidVersion !== 1) throw ValidationError.field('cidVersion', 'must be 0 or 1')
+    const { importer } = await import('ipfs-unixfs-importer')
+    const recorded = new Map<string, CID[]>()
+    const writes = new WriteBehind(this.blocks, WRITE_BEHIND_BLOCKS)
+    const signal = options.signal
+    const sink = {
+      async put (cid: CID, bytes: Uint8Array) {
+        throwIfAborted(signal, 'put')
+        if (pin) recorded.set(cid.toString(), cid.code === DAG_PB_CODE ? linksOf(bytes) : [])
+        await writes.put(cid, bytes)
+        return cid
+      }
+    }
+    const release = await this.lock.read()
+    try {
+      let root: CID | undefined
+      const importOptions = { ...kuboImporterOptions(cidVersion), wrapWithDirectory: directory }
+      // eslint-disable-next-line @typescript-eslint/consistent-type-assertions
+      const entries = importer(directory && candidates.length === 0 ? [{ path: '' }] : candidates, sink as any, importOptions)
+      try {
+        for await (const entry of entries) {
+          if (!directory || entry.path === '') root = entry.cid
+        }
+      } finally {
+        await writes.settle()
+      }
+      await writes.flush()
+      if (root === undefined) throw new ValidationError('nothing was imported', [{ path: 'content', message: 'empty import' }])
+      if (pin) await this.pinUnlocked(root, recorded, options)
+      this.log.debug({ cid: root.toString(), pinned: pin }, 'imported')
+      return root
+    } finally {
+      release()
+    }
+  }
+
+  /** Pins `cid` and everything below it (Helia recursive pin). Pinning twice is a no-op. */
+  async pin (cid: CID, options: AbortOptions = {}): Promise<void> {
+    const release = await this.lock.read()
+    try {
+      await this.pinUnlocked(cid, undefined, options)
+    } finally {
+      release()
+    }
+  }
+
+  private async pinUnlocked (cid: CID, recorded: Map<string, CID[]> | undefined, options: AbortOptions): Promise<void> {
+    const helia = await this.ensureHelia()
+    if (!(await this.has(cid, options))) throw new NotFoundError(`cannot pin ${cid.toString()}: not in the local store`, { context: { cid: cid.toString() } })
+    try {
+      for await (const _ of helia.pins.add(cid, { signal: options.signal, walker: linkWalker(recorded, this.getBlock.bind(this)) })) { /* drain */ }
+    } catch (err) {
+      if ((err as Error).name !== 'AlreadyPinnedError') throw err
+    }
+    await this.datastore?.flush()
+  }
+
+  /** Removes the pin on `cid` (its blocks become collectable unless another pin holds them). */
+  async unpin (cid: CID, options: AbortOptions = {}): Promise<void> {
+    const helia = await this.ensureHelia()
+    const release = await this.lock.read()
+    try {
+      for await (const _ of helia.pins.rm(cid, { signal: options.signal, walker: linkWalker(undefined, this.getBlock.bind(this)) })) { /* drain */ }
+      await this.datastore?.flush()
+    } catch (err) {
+      if ((err as Error).name === 'NotFoundError') return // was not pinned
+      throw err
+    } finally {
+      release()
+    }
+  }
+
+  async isPinned (cid: CID, options: AbortOptions = {}): Promise<boolean> {
+    const helia = await this.ensureHelia()
+    return await helia.pins.isPinned(cid, options)
+  }
+
+  /** Root CIDs pinned here. */
+  async * pins (options: AbortOptions = {}): AsyncGenerator<CID> {
+    const helia = await this.ensureHelia()
+    for await (const pin of helia.pins.ls({ signal: options.signal })) yield pin.cid
+  }
+
+  /** Deletes every block no pin holds. Waits for imports in progress to finish (and pin) first. */
+  async gc (options: AbortOptions = {}): Promise<GcResult> {
+    const helia = await this.ensureHelia()
+    const release = await this.lock.write()
+    let removed = 0
+    try {
+      await helia.gc({
+        signal: options.signal,
+        onProgress: (event: { type: string }) => { if (event.type === 'helia:gc:deleted') removed++ }
+      })
+    } finally {
+      release()
+    }
+    this.log.debug({ removed }, 'gc')
+    return { removed }
+  }
+}
+
+/** Blocks an import may have waiting to be written (the hashing runs ahead of the disk by this much). */
+const WRITE_BEHIND_BLOCKS = 32
+/** Chunk reads in flight while adding a file from disk. */
+const FILE_READ_AHEAD = 4
+
+function linksOf (bytes: Uint8Array): CID[] {
+  return dagPb.decode(bytes).Links.map(l => l.Hash)
+}
+
+/**
+ * Lets an import hash the next blocks while earlier ones are still being written: `put` returns as
+ * soon as the write is queued, unless `limit` writes are already in flight. `flush` waits for all and
+ * rethrows the first failure.
+ */
+class WriteBehind {
+  private readonly inFlight = new Set<Promise<void>>()
+  private failure: unknown
+
+  constructor (private readonly blocks: FastFsBlockstore, private readonly limit: number) {}
+
+  async put (cid: CID, bytes: Uint8Array): Promise<void> {
+    if (this.failure !== undefined) throw this.failure
+    const write: Promise<void> = this.blocks.putBlock(cid, bytes)
+      .catch((err: unknown) => { this.failure ??= err })
+      .finally(() => { this.inFlight.delete(write) })
+    this.inFlight.add(write)
+    while (this.inFlight.size >= this.limit) await Promise.race(this.inFlight)
+    if (this.failure !== undefined) throw this.failure
+  }
+
+  /** Waits for every write, successful or not. */
+  async settle (): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight])
+  }
+
+  async flush (): Promise<void> {
+    await this.settle()
+    if (this.failure !== undefined) throw this.failure
+  }
+}
+
+/** A file's bytes in KUBO_CHUNK_SIZE pieces read straight into chunk buffers (no copy), a few reads ahead. */
+async function * readFileChunks (file: string): AsyncGenerator<Uint8Array> {
+  const handle = await fs.open(file, 'r')
+  try {
+    const { size } = await handle.stat()
+    const reads: Array<Promise<Uint8Array>> = []
+    let position = 0
+    const next = (): void => {
+      if (position >= size) return
+      const length = Math.min(KUBO_CHUNK_SIZE, size - position)
+      const chunk = allocateChunk(length)
+      const at = position
+      position += length
+      const read = (async () => {
+        let got = 0
+        while (got < length) {
+          const { bytesRead } = await handle.read(chunk, got, length - got, at + got)
+          if (bytesRead === 0) throw new ValidationError(`${file} shrank while it was being added`, [{ path: 'file', message: 'changed during add' }], { context: { file } })
+          got += bytesRead
+        }
+        return chunk
+      })()
+      read.catch(() => {})
+      reads.push(read)
+    }
+    for (let i = 0; i < FILE_READ_AHEAD; i++) next()
+    try {
+      while (reads.length > 0) {
+        const chunk = await (reads.shift() as Promise<Uint8Array>)
+        next()
+        yield chunk
+      }
+    } finally {
+      await Promise.allSettled(reads)
+    }
+  } finally {
+    await handle.close()
+  }
+}
+
+interface FolderEntry {
+  relative: string
+  /** Undefined for directories. */
+  size?: number
+}
+
+/** Lists a folder recursively (files and empty-or-not directories), refusing links and special files. */
+async function listFolder (root: string, signal?: AbortSignal): Promise<FolderEntry[]> {
+  const out: FolderEntry[] = []
+  async function visit (dir: string): Promise<void> {
+    throwIfAborted(signal, 'addDirectory')
+    const children: Dirent[] = await fs.readdir(dir, { withFileTypes: true })
+    children.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    for (const child of children) {
+      const full = path.join(dir, child.name)
+      const relative = path.relative(root, full)
+      if (relative === '' || relative.startsWith('..') || path.isAbsolute(relative) || child.name.includes('/') || child.name === '.' || child.name === '..') {
+        throw ValidationError.field('folder', `${full} escapes ${root}`, { file: full })
+      }
+      const posix = relative.split(path.sep).join('/')
+      if (child.isSymbolicLink()) throw ValidationError.field('folder', `${full} is a symbolic link (refused)`, { file: full })
+      if (child.isDirectory()) {
+        out.push({ relative: posix })
+        await visit(full)
+      } else if (child.isFile()) {
+        const stat = await fs.lstat(full)
+        out.push({ relative: posix, size: stat.size })
+      } else {
+        throw ValidationError.field('folder', `${full} is not a regular file or directory (refused)`, { file: full })
+      }
+    }
+  }
+  await visit(root)
+  return out
+}

@@ -1,0 +1,195 @@
+/**
+ * Importer options that reproduce Kubo's `ipfs add` CIDs exactly:
+ * - `cidVersion: 0` (Kubo's default): CIDv0, dag-pb leaves wrapping the data in UnixFS `file` nodes,
+ * - `cidVersion: 1` (`ipfs add --cid-version 1`): CIDv1, raw leaves,
+ * both with 256 KiB fixed-size chunks and a balanced DAG of at most 174 links per node; a file that
+ * fits one chunk is that single leaf.
+ *
+ * The chunker and leaf builder here replace ipfs-unixfs-importer's defaults (same bytes, fewer copies):
+ * chunks are cut into buffers that leave room for the dag-pb/UnixFS header and trailer, so a CIDv0 leaf
+ * is encoded in place (the default copies each chunk twice: UnixFS marshal, then dag-pb encode), and
+ * CIDv1 raw leaves of a Uint8Array are views of it (no copy). Each leaf is hashed once.
+ */
+import { createHash } from 'node:crypto'
+import { UnixFS } from 'ipfs-unixfs'
+import { balanced } from 'ipfs-unixfs-importer/layout'
+import type { BufferImporter, ImporterOptions } from 'ipfs-unixfs-importer'
+import type { Chunker } from 'ipfs-unixfs-importer/chunker'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { DAG_PB_CODE, RAW_CODE, SHA2_256_CODE } from './cid.js'
+
+/** Kubo's `--chunker size-262144`. */
+export const KUBO_CHUNK_SIZE = 262_144
+/** Kubo's balanced layout: links per node (helpers.DefaultLinksPerBlock). */
+export const KUBO_MAX_CHILDREN = 174
+/** Leaves hashed concurrently by the importer (each hash is synchronous; this only bounds the batch). */
+export const DEFAULT_BLOCK_WRITE_CONCURRENCY = 16
+
+export type CidVersion = 0 | 1
+
+/** Room kept before a chunk for the dag-pb Data tag + length, UnixFS Type and Data tag + length. */
+const HEADER_RESERVE = 16
+/** Room kept after a chunk for the UnixFS filesize field. */
+const TRAILER_RESERVE = 11
+
+/** Chunks whose buffer has HEADER_RESERVE/TRAILER_RESERVE bytes around them, free to overwrite. */
+const reserved = new WeakSet<Uint8Array>()
+
+/** A fresh chunk buffer of `size` bytes with room around it for an in-place CIDv0 leaf. */
+export function allocateChunk (size: number): Uint8Array {
+  const backing = new Uint8Array(HEADER_RESERVE + size + TRAILER_RESERVE)
+  const chunk = backing.subarray(HEADER_RESERVE, HEADER_RESERVE + size)
+  reserved.add(chunk)
+  return chunk
+}
+
+function varintLength (n: number): number {
+  let len = 1
+  while (n >= 0x80) { n = Math.floor(n / 0x80); len++ }
+  return len
+}
+
+function writeVarint (out: Uint8Array, offset: number, n: number): number {
+  while (n >= 0x80) {
+    out[offset++] = (n & 0x7f) | 0x80
+    n = Math.floor(n / 0x80)
+  }
+  out[offset++] = n
+  return offset
+}
+
+/**
+ * The dag-pb block of a UnixFS `file` leaf holding `data` (what `dagPb.encode({ Data: new UnixFS({ type:
+ * 'file', data }).marshal(), Links: [] })` gives), built around `data` in place when it was allocated by
+ * `allocateChunk` and the chunk fits, copied once otherwise.
+ */
+export function encodeFileLeaf (data: Uint8Array): Uint8Array {
+  const n = data.byteLength
+  // UnixFS: Type=File (08 02), Data (12 len bytes) when non-empty, filesize (18 varint)
+  const unixfsLength = 2 + (n > 0 ? 1 + varintLength(n) + n : 0) + 1 + varintLength(n)
+  const header = 1 + varintLength(unixfsLength) + 2 + (n > 0 ? 1 + varintLength(n) : 0)
+  const trailer = 1 + varintLength(n)
+  let block: Uint8Array
+  let dataAt: number
+  if (reserved.has(data) && header <= HEADER_RESERVE && trailer <= TRAILER_RESERVE) {
+    reserved.delete(data) // encoded once; a second encode must not overwrite the first
+    block = new Uint8Array(data.buffer, data.byteOffset - header, header + n + trailer)
+    dataAt = header
+  } else {
+    block = new Uint8Array(header + n + trailer)
+    dataAt = header
+    block.set(data, dataAt)
+  }
+  let o = 0
+  block[o++] = 0x0a
+  o = writeVarint(block, o, unixfsLength)
+  block[o++] = 0x08
+  block[o++] = 0x02
+  if (n > 0) {
+    block[o++] = 0x12
+    o = writeVarint(block, o, n)
+  }
+  o = dataAt + n
+  block[o++] = 0x18
+  writeVarint(block, o, n)
+  return block
+}
+
+function sha256Cid (version: CidVersion, code: number, block: Uint8Array): CID {
+  const digest = Digest.create(SHA2_256_CODE, createHash('sha256').update(block).digest())
+  return version === 0 ? CID.createV0(digest) : CID.createV1(code, digest)
+}
+
+/** Fixed-size chunks of `chunkSize`, cut into `allocateChunk` buffers; aligned input passes through. */
+export function kuboChunker (chunkSize = KUBO_CHUNK_SIZE, passThrough: (piece: Uint8Array) => boolean = () => false): Chunker {
+  return async function * chunker (source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    let current: Uint8Array | undefined
+    let filled = 0
+    let emitted = false
+    for await (const input of source) {
+      let offset = 0
+      while (offset < input.byteLength) {
+        if (filled === 0 && input.byteLength - offset >= chunkSize) {
+          const piece = input.subarray(offset, offset + chunkSize)
+          if ((offset === 0 && input.byteLength === chunkSize && reserved.has(input)) || passThrough(piece)) {
+            yield offset === 0 && input.byteLength === chunkSize ? input : piece
+            emitted = true
+            offset += chunkSize
+            continue
+          }
+        }
+        current ??= allocateChunk(chunkSize)
+        const take = Math.min(chunkSize - filled, input.byteLength - offset)
+        current.set(input.subarray(offset, offset + take), filled)
+        filled += take
+        offset += take
+        if (filled === chunkSize) {
+          yield current
+          emitted = true
+          current = undefined
+          filled = 0
+        }
+      }
+    }
+    if (filled > 0 || !emitted) {
+      // the last, short chunk (or the single empty chunk of an empty file)
+      let last: Uint8Array
+      if (current === undefined) {
+        last = allocateChunk(0)
+      } else {
+        last = current.subarray(0, filled) // the room after it is the unused rest of the buffer
+        reserved.add(last)
+      }
+      yield last
+    }
+  }
+}
+
+/** Leaves as Kubo builds them: dag-pb UnixFS `file` nodes for CIDv0, raw blocks for CIDv1. */
+export function kuboBufferImporter (cidVersion: CidVersion): BufferImporter {
+  return async function * bufferImporter (file, blockstore) {
+    for await (const chunk of file.content) {
+      yield async () => {
+        if (cidVersion === 1) {
+          const cid = sha256Cid(1, RAW_CODE, chunk)
+          await blockstore.put(cid, chunk)
+          return { cid, size: BigInt(chunk.byteLength), block: chunk }
+        }
+        const block = encodeFileLeaf(chunk)
+        const cid = sha256Cid(0, DAG_PB_CODE, block)
+        await blockstore.put(cid, block)
+        return { cid, size: BigInt(block.byteLength), block, unixfs: new UnixFS({ type: 'file', data: chunk }) }
+      }
+    }
+  }
+}
+
+/** Importer options for `ipfs add` (v0) or `ipfs add --cid-version 1` (v1). */
+export function kuboImporterOptions (cidVersion: CidVersion): ImporterOptions {
+  return {
+    cidVersion,
+    rawLeaves: cidVersion === 1,
+    leafType: 'file',
+    reduceSingleLeafToSelf: true,
+    // CIDv1 raw leaves can be views of the caller's bytes; CIDv0 leaves need the reserved room
+    chunker: kuboChunker(KUBO_CHUNK_SIZE, () => cidVersion === 1),
+    bufferImporter: kuboBufferImporter(cidVersion),
+    layout: balanced({ maxChildrenPerNode: KUBO_MAX_CHILDREN }),
+    fieldOrder: 'links-first',
+    wrapWithDirectory: false,
+    blockWriteConcurrency: DEFAULT_BLOCK_WRITE_CONCURRENCY
+  }
+}
+
+/** The importer's own defaults with Kubo's parameters (no in-place encoding): the reference for tests. */
+export async function referenceImporterOptions (cidVersion: CidVersion): Promise<ImporterOptions> {
+  const { fixedSize } = await import('ipfs-unixfs-importer/chunker')
+  return {
+    cidVersion,
+    rawLeaves: cidVersion === 1,
+    reduceSingleLeafToSelf: true,
+    chunker: fixedSize({ chunkSize: KUBO_CHUNK_SIZE }),
+    layout: balanced({ maxChildrenPerNode: KUBO_MAX_CHILDREN })
+  }
+}

@@ -1,0 +1,10 @@
+/** The public surface of ipfs-accelerate. */
+export { IpfsAccelerate, type InferenceResult, type IpfsAccelerateOptions, type InitEndpointsResources } from './accelerator.js'
+export { initialize, getInstance, resetInstance } from './instance.js'
+export * from './errors.js'
+export { resolveConfig, type ResolveOptions } from './config/resolve.js'
+export type { ResourcesInit, ResolvedConfig, Metadata, EndpointType, Task, Precision, DeviceName } from './config/schema.js'
+export { HardwareDetection, type HardwareReport } from './hardware/index.js'
+export type { EndpointInfo, ModelProgressEvent } from './inference/protocol.js'
+export { buildTinyModel } from './models/tiny/index.js'
+export { TINY_FAMILIES, type TinyFamily, type TinyModelOptions, type TinyModelInfo } from './models/tiny/options.js'

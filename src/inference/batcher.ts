@@ -1,0 +1,92 @@
+/**
+ * Dynamic batching: requests for one model that arrive while it is busy (or within `windowMs`) are
+ * merged into one model call of at most `maxBatch` items, and each caller gets exactly its own result.
+ * With `maxBatch` 1 every request runs alone and nothing waits for a window.
+ */
+export type BatchRunner<I, O> = (items: I[]) => Promise<O[]>
+
+interface Pending<I, O> {
+  item: I
+  size: number
+  resolve: (value: O) => void
+  reject: (err: unknown) => void
+}
+
+export interface BatcherInit {
+  /** Largest number of rows in one model call. */
+  maxBatch: number
+  /** How long the first request of a batch waits for others to join; 0 = only those already queued. */
+  windowMs: number
+}
+
+export class Batcher<I, O> {
+  private readonly queue: Array<Pending<I, O>> = []
+  private running = false
+  private scheduled = false
+
+  constructor (private readonly init: BatcherInit, private readonly runner: BatchRunner<I, O>) {}
+
+  /** `size` is how many batch rows this item fills (a request carrying 3 texts fills 3). */
+  async submit (item: I, size = 1): Promise<O> {
+    return await new Promise<O>((resolve, reject) => {
+      this.queue.push({ item, size, resolve, reject })
+      this.schedule()
+    })
+  }
+
+  get pending (): number {
+    return this.queue.length
+  }
+
+  private schedule (): void {
+    if (this.running || this.scheduled) return
+    this.scheduled = true
+    const flush = (): void => {
+      this.scheduled = false
+      void this.flush()
+    }
+    if (this.init.maxBatch > 1 && this.init.windowMs > 0) setTimeout(flush, this.init.windowMs)
+    else setImmediate(flush)
+  }
+
+  private takeBatch (): Array<Pending<I, O>> {
+    const batch: Array<Pending<I, O>> = []
+    let rows = 0
+    while (this.queue.length > 0) {
+      const next = this.queue[0]
+      // An item larger than maxBatch still runs, alone.
+      if (batch.length > 0 && rows + next.size > this.init.maxBatch) break
+      batch.push(this.queue.shift() as Pending<I, O>)
+      rows += next.size
+    }
+    return batch
+  }
+
+  private async flush (): Promise<void> {
+    if (this.running) return
+    this.running = true
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.takeBatch()
+        try {
+          const results = await this.runner(batch.map(p => p.item))
+          batch.forEach((p, i) => { p.resolve(results[i]) })
+        } catch (err) {
+          if (batch.length === 1) batch[0].reject(err)
+          else {
+            // One bad request must not fail its neighbours: retry each alone so only it gets the error.
+            for (const p of batch) {
+              try {
+                p.resolve((await this.runner([p.item]))[0])
+              } catch (e) {
+                p.reject(e)
+              }
+            }
+          }
+        }
+      }
+    } finally {
+      this.running = false
+    }
+  }
+}

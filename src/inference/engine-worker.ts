@@ -1,0 +1,64 @@
+/**
+ * Entry point of the inference worker thread: receives requests from `InferenceEngine`, runs them on
+ * a `WorkerEngine` and answers on the async channel, or on the sync channel (then wakes the blocked
+ * caller through the shared flag).
+ */
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads'
+import { serializeError } from '../errors.js'
+import { WorkerEngine } from './worker-engine.js'
+import type { WorkerRequest, WorkerResponse } from './protocol.js'
+
+const { config, hardware, syncPort, syncFlag } = workerData as {
+  config: ConstructorParameters<typeof WorkerEngine>[0]
+  hardware: ConstructorParameters<typeof WorkerEngine>[1]
+  syncPort: MessagePort
+  syncFlag: Int32Array
+}
+const port = parentPort
+if (port === null) throw new Error('engine-worker must run as a worker thread')
+
+const post = (msg: WorkerResponse): void => { port.postMessage(msg) }
+const engine = new WorkerEngine(config, hardware, {
+  progress: event => { post({ type: 'progress', id: 0, event }) },
+  log: (level, msg, data) => { post({ type: 'log', level, msg, data }) }
+})
+
+function answer (request: WorkerRequest, msg: WorkerResponse): void {
+  if (request.sync === true) {
+    syncPort.postMessage(msg)
+    Atomics.store(syncFlag, 0, 1)
+    Atomics.notify(syncFlag, 0)
+  } else {
+    post(msg)
+  }
+}
+
+async function handle (request: WorkerRequest): Promise<unknown> {
+  const onProgress = (event: Parameters<Parameters<WorkerEngine['loadModel']>[2]>[0]): void => {
+    post({ type: 'progress', id: request.id, event })
+  }
+  switch (request.type) {
+    case 'infer':
+      return await engine.infer(request.model, request.input, request.endpointType, onProgress,
+        request.stream === true ? text => { post({ type: 'token', id: request.id, text }) } : undefined)
+    case 'load':
+      return await engine.loadModel(request.model, request.endpointType, onProgress)
+    case 'unload':
+      return await engine.unload(request.model)
+  }
+}
+
+// Tell a caller blocked in a synchronous call that the worker is up.
+Atomics.store(syncFlag, 1, 1)
+Atomics.notify(syncFlag, 1)
+
+port.on('message', (request: WorkerRequest | { type: 'stop' }) => {
+  if (request.type === 'stop') {
+    void engine.stop().finally(() => { port.close() })
+    return
+  }
+  handle(request).then(
+    value => { answer(request, { type: 'result', id: request.id, value }) },
+    (err: unknown) => { answer(request, { type: 'error', id: request.id, error: serializeError(err) }) }
+  )
+})

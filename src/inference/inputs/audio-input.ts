@@ -1,0 +1,69 @@
+/**
+ * Audio inputs: `input_values` (a list, a [1, T] nested list or a Float32Array) with an optional
+ * `sampling_rate`, or a WAV file (path or bytes). Audio at another rate is resampled to the model's
+ * rate. Without `sampling_rate`, raw samples are taken to be at the model's rate (the seed's own
+ * example passes none); a rate that is not a positive integer in [1 kHz, 384 kHz] is refused.
+ */
+import { readFile } from 'node:fs/promises'
+import { ValidationError } from '../../errors.js'
+import { decodeWav } from '../audio/wav.js'
+import { resample } from '../audio/resample.js'
+import { describe } from './token-ids.js'
+
+export const MIN_SAMPLING_RATE = 1_000
+export const MAX_SAMPLING_RATE = 384_000
+
+export function checkSamplingRate (value: unknown, field = 'sampling_rate'): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < MIN_SAMPLING_RATE || value > MAX_SAMPLING_RATE) {
+    throw ValidationError.field(field, `expected an integer rate in Hz between ${MIN_SAMPLING_RATE} and ${MAX_SAMPLING_RATE}, got ${describe(value)}`)
+  }
+  return value
+}
+
+function toSamples (value: unknown, field: string): Float32Array {
+  let samples: Float32Array
+  if (value instanceof Float32Array) samples = value
+  else if (ArrayBuffer.isView(value) && !(value instanceof DataView)) samples = Float32Array.from(value as unknown as ArrayLike<number>)
+  else if (Array.isArray(value)) {
+    const rows = Array.isArray(value[0]) || ArrayBuffer.isView(value[0]) ? value : [value]
+    if (rows.length !== 1) throw ValidationError.field(field, `expected one audio sequence per request, got ${rows.length}`)
+    const row = rows[0] as ArrayLike<unknown>
+    samples = new Float32Array(row.length)
+    for (let i = 0; i < row.length; i++) {
+      const v = row[i]
+      if (typeof v !== 'number') throw ValidationError.field(`${field}[${i}]`, `expected a number, got ${describe(v)}`)
+      samples[i] = v
+    }
+  } else {
+    throw ValidationError.field(field, `expected an array of samples or a Float32Array, got ${describe(value)}`)
+  }
+  if (samples.length === 0) throw ValidationError.field(field, 'is empty')
+  const bad = samples.findIndex(v => !Number.isFinite(v))
+  if (bad >= 0) throw ValidationError.field(`${field}[${bad}]`, `is ${samples[bad]}; samples must be finite`)
+  return samples
+}
+
+/** Mono samples at `targetRate`. */
+export async function readAudioInput (obj: Record<string, unknown>, targetRate: number): Promise<Float32Array> {
+  if (obj.input_values !== undefined) {
+    const samples = toSamples(obj.input_values, 'input_values')
+    const rate = obj.sampling_rate === undefined ? targetRate : checkSamplingRate(obj.sampling_rate)
+    return rate === targetRate ? samples : resample(samples, rate, targetRate)
+  }
+  if (obj.audio !== undefined) {
+    let bytes: Uint8Array
+    if (typeof obj.audio === 'string') {
+      try {
+        bytes = await readFile(obj.audio)
+      } catch (cause) {
+        throw new ValidationError(`audio: cannot read ${obj.audio}`, [{ path: 'audio', message: (cause as Error).message }], { cause, context: { file: obj.audio } })
+      }
+    } else if (obj.audio instanceof Uint8Array) bytes = obj.audio
+    else throw ValidationError.field('audio', `expected a WAV file path or its bytes, got ${describe(obj.audio)}`)
+    const wav = decodeWav(bytes)
+    checkSamplingRate(wav.sampleRate, 'audio.sampling_rate')
+    if (wav.samples.length === 0) throw ValidationError.field('audio', 'holds no samples')
+    return wav.sampleRate === targetRate ? wav.samples : resample(wav.samples, wav.sampleRate, targetRate)
+  }
+  throw ValidationError.field('input_values', 'is missing (or pass audio)')
+}

@@ -1,0 +1,50 @@
+/**
+ * One handler per task: it loads what the task needs (model class, tokenizer or processor), turns a
+ * seed-shaped input into validated rows, runs a batch of them and shapes the seed's result. Inputs
+ * are checked here, before onnxruntime sees them, so bad input is a ValidationError naming the field.
+ */
+import type { Task, ModelConfig } from '../../config/schema.js'
+
+/** transformers.js objects are loosely typed; the handlers own the casts. */
+export type AnyModel = any // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export interface LoadedModel {
+  /** The identifier the caller used. */
+  id: string
+  dir: string
+  task: Task
+  /** The model's config.json. */
+  config: Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Per-model settings from `resources.models`, if any. */
+  settings: Partial<ModelConfig>
+  device: string
+  dtype: string
+  model: AnyModel
+  tokenizer?: AnyModel
+  processor?: AnyModel
+}
+
+export interface LoadContext {
+  dir: string
+  config: Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Options for `from_pretrained` (device, dtype, session_options, local_files_only). */
+  pretrained: Record<string, unknown>
+}
+
+export interface RunContext {
+  /** Sends a piece of generated text to a streaming caller. */
+  onToken?: (text: string) => void
+}
+
+export interface TaskHandler<P = unknown> {
+  readonly task: Task
+  /** Can several prepared requests share one model call? */
+  readonly batchable: boolean
+  load(ctx: LoadContext): Promise<Pick<LoadedModel, 'model' | 'tokenizer' | 'processor'>>
+  /** Validates and normalises one request. `rows` is how many batch rows it fills. */
+  prepare(input: unknown, model: LoadedModel): Promise<{ value: P, rows: number }>
+  /** Runs prepared requests (one, or several when batchable); one result body per request. */
+  run(model: LoadedModel, items: P[], ctx: RunContext): Promise<Array<Record<string, unknown>>>
+  /** A minimal input for warm-up, or undefined when the task cannot make one. */
+  warmupInput?(model: LoadedModel): unknown
+}

@@ -1,0 +1,190 @@
+import { describe, it, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtemp, rm, writeFile, mkdir, symlink, readdir, readFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { CID } from 'multiformats/cid'
+import { HeliaStore, defaultRepoPath } from '../../src/content/helia-store.js'
+import { runStoreCompliance, HELLO, HELLO_V0, missingCid } from './store-compliance.js'
+import { seededBytes, seededChunks } from './seeded-bytes.js'
+
+async function tempDir (): Promise<string> {
+  return await mkdtemp(path.join(tmpdir(), 'ipfs-accelerate-helia-'))
+}
+
+runStoreCompliance('HeliaStore', async () => {
+  const dir = await tempDir()
+  const store = new HeliaStore({ repo: dir })
+  await store.start()
+  return {
+    store,
+    add: async (bytes, cidVersion) => await store.put(bytes, { cidVersion }),
+    corrupt: async (cid) => {
+      // damage the block on disk: same length, different bytes
+      const { file } = store.blockstore.locate(cid)
+      const bytes = await readFile(file)
+      bytes[bytes.length >> 1] ^= 0xff
+      await writeFile(file, bytes)
+      return { store, cached: async () => false }
+    },
+    close: async () => { await store.stop(); await rm(dir, { recursive: true, force: true }) }
+  }
+}, { gaps: { unresponsive: 'the embedded store makes no network calls' } })
+
+describe('HeliaStore', () => {
+  let dir: string
+  let store: HeliaStore
+  before(async () => {
+    dir = await tempDir()
+    store = new HeliaStore({ repo: dir })
+  })
+  after(async () => {
+    await store.stop()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('keeps content and pins across a restart', async () => {
+    const cid = await store.put(HELLO)
+    assert.equal(cid.toString(), HELLO_V0)
+    await store.stop()
+    store = new HeliaStore({ repo: dir })
+    assert.equal(await store.has(cid), true)
+    assert.equal(await store.isPinned(cid), true)
+    assert.deepEqual(Buffer.from(await store.get(cid)), Buffer.from(HELLO))
+  })
+
+  it('gc removes unpinned blocks only', async () => {
+    const kept = await store.put(seededBytes(600_000, 1))
+    const dropped = await store.put(seededBytes(600_000, 2), { pin: false })
+    const unpinned = await store.put(seededBytes(600_000, 3))
+    await store.unpin(unpinned)
+    const { removed } = await store.gc()
+    assert.ok(removed >= 8, `removed ${removed}`) // 2 files x (3 leaves + root)
+    assert.equal(await store.has(kept), true)
+    assert.equal(await store.has(dropped), false)
+    assert.equal(await store.has(unpinned), false)
+    assert.equal(Buffer.from(await store.get(kept)).equals(Buffer.from(seededBytes(600_000, 1))), true)
+  })
+
+  it('pins content that shares blocks with another pin independently', async () => {
+    const a = await store.put(seededBytes(300_000, 11))
+    const b = await store.put(seededBytes(300_000, 11), { cidVersion: 1 }) // same leaf bytes, other CIDs
+    await store.unpin(a)
+    await store.gc()
+    assert.equal(await store.has(a), false)
+    assert.equal(await store.has(b), true)
+    assert.equal((await store.get(b)).byteLength, 300_000)
+  })
+
+  it('pin() of an existing DAG and of a missing CID', async () => {
+    const cid = await store.put(seededBytes(700_000, 12), { pin: false })
+    await store.pin(cid)
+    assert.equal(await store.isPinned(cid), true)
+    await store.pin(cid) // twice is fine
+    await assert.rejects(store.pin(missingCid()), { name: 'NotFoundError' })
+  })
+
+  it('streams a put from an async iterable without holding it (same CID as bytes)', async () => {
+    const size = 3 * 1024 * 1024 + 5
+    const fromBytes = await store.put(seededBytes(size, 21), { pin: false })
+    const fromStream = await store.put((async function * () { yield * seededChunks(size, 21, 100_000) })(), { pin: false })
+    assert.equal(fromStream.toString(), fromBytes.toString())
+  })
+
+  it('addFile reads a file from disk with the same CID', async () => {
+    const file = path.join(dir, 'input.bin')
+    const bytes = seededBytes(1_000_003, 31)
+    await writeFile(file, bytes)
+    const expected = await store.put(bytes, { pin: false })
+    assert.equal((await store.addFile(file)).toString(), expected.toString())
+    assert.equal((await store.addFile(file, { cidVersion: 1 })).toString(), (await store.put(bytes, { cidVersion: 1, pin: false })).toString())
+    await assert.rejects(store.addFile(path.join(dir, 'nope')), { name: 'ValidationError' })
+  })
+
+  it('reports progress of a put', async () => {
+    const seen: number[] = []
+    await store.put(seededBytes(600_000, 41), { pin: false, onProgress: p => seen.push(p.bytes) })
+    assert.equal(seen.at(-1), 600_000)
+  })
+
+  it('rejects things that are not bytes', async () => {
+    await assert.rejects(store.put('hello' as unknown as Uint8Array), { name: 'ValidationError' })
+  })
+
+  it('stat and get of a raw block', async () => {
+    const cid = await store.put(HELLO, { cidVersion: 1 })
+    assert.deepEqual(await store.stat(cid), { type: 'raw', size: HELLO.byteLength })
+    assert.deepEqual(Buffer.from(await store.getBlock(cid)), Buffer.from(HELLO))
+  })
+
+  it('reads an identity CID without storage', async () => {
+    const id = CID.parse('bafkqaddimvwgy3zao5xxe3debi') // identity, raw: 'hello world\n'
+    assert.equal(await store.has(id), true)
+    assert.deepEqual(Buffer.from(await store.get(id)), Buffer.from(HELLO))
+  })
+
+  describe('addDirectory', () => {
+    let folder: string
+    before(async () => {
+      folder = path.join(dir, 'pack')
+      await mkdir(path.join(folder, 'sub', 'empty'), { recursive: true })
+      await writeFile(path.join(folder, 'a.txt'), 'hello world\n')
+      await writeFile(path.join(folder, 'sub', 'b.bin'), seededBytes(400_000, 51))
+    })
+
+    it('imports a folder as a UnixFS directory that resolves by path', async () => {
+      const root = await store.addDirectory(folder)
+      assert.deepEqual(await store.stat(root), { type: 'directory', size: 0 })
+      const a = await store.resolve(root, 'a.txt')
+      assert.equal(a.toString(), HELLO_V0)
+      const b = await store.resolve(root, 'sub/b.bin')
+      assert.ok(Buffer.from(await store.get(b)).equals(Buffer.from(seededBytes(400_000, 51))))
+      assert.equal((await store.stat(await store.resolve(root, 'sub/empty'))).type, 'directory')
+      await assert.rejects(store.resolve(root, 'missing.txt'), { name: 'NotFoundError' })
+      await assert.rejects(store.get(root), { name: 'ValidationError' }) // a directory is not a file
+      assert.equal(await store.isPinned(root), true)
+      // the same folder gives the same CID
+      assert.equal((await store.addDirectory(folder)).toString(), root.toString())
+    })
+
+    it('refuses symbolic links and non-directories', async () => {
+      const linked = path.join(dir, 'linked')
+      await mkdir(linked)
+      await writeFile(path.join(linked, 'ok.txt'), 'x')
+      await symlink('/etc/passwd', path.join(linked, 'escape'))
+      await assert.rejects(store.addDirectory(linked), (err: Error & { context?: { file?: string } }) => {
+        assert.equal(err.name, 'ValidationError')
+        assert.match(err.message, /symbolic link/)
+        return true
+      })
+      await assert.rejects(store.addDirectory(path.join(folder, 'a.txt')), { name: 'ValidationError' })
+    })
+
+    it('imports an empty folder as the empty directory', async () => {
+      const empty = path.join(dir, 'empty-folder')
+      await mkdir(empty)
+      assert.equal((await store.addDirectory(empty)).toString(), 'QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn')
+    })
+  })
+
+  it('keeps blocks in the blockstore-fs layout', async () => {
+    const cid = await store.put(HELLO, { pin: false })
+    const { file } = store.blockstore.locate(cid)
+    assert.ok(file.startsWith(path.join(dir, 'blocks')))
+    assert.ok((await readdir(path.dirname(file))).includes(path.basename(file)))
+  })
+
+  it('refuses calls after stop', async () => {
+    const other = new HeliaStore({ repo: path.join(dir, 'other') })
+    await other.stop()
+    await assert.rejects(other.get(missingCid()), { name: 'AbortError' })
+  })
+})
+
+describe('defaultRepoPath', () => {
+  it('prefers IPFS_ACCELERATE_HOME, then XDG_CACHE_HOME, then ~/.cache', () => {
+    assert.equal(defaultRepoPath({ IPFS_ACCELERATE_HOME: '/data/ia' }, '/home/u'), '/data/ia/ipfs')
+    assert.equal(defaultRepoPath({ XDG_CACHE_HOME: '/xdg' }, '/home/u'), '/xdg/ipfs-accelerate/ipfs')
+    assert.equal(defaultRepoPath({}, '/home/u'), '/home/u/.cache/ipfs-accelerate/ipfs')
+  })
+})
