@@ -115,7 +115,8 @@ export class TextGenerationTask implements TaskHandler<GenerationRequest> {
     return {
       text: m.tokenizer.decode(all, { skip_special_tokens: true }),
       generated_text: m.tokenizer.decode(generated, { skip_special_tokens: true }),
-      generated_tokens: generated.length
+      generated_tokens: generated.length,
+      generated_ids: generated
     }
   }
 

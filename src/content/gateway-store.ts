@@ -1,0 +1,205 @@
+/**
+ * A read-only store over an HTTP gateway (`ipfs.gateway`), used trustlessly: it asks for raw blocks
+ * (`GET {gateway}/ipfs/{cid}?format=raw`, `Accept: application/vnd.ipld.raw`), verifies each against its
+ * CID before using it, and walks the UnixFS DAG itself. In `mode: 'car'` a file comes as one CAR
+ * (`?format=car`, order=dfs, dups=y) read block by block with @ipld/car's CarBlockIterator, each block
+ * verified. Only verified blocks reach `cache` (typically the embedded store's blockstore).
+ *
+ * `probeLocalGateway()` tells whether a gateway answers on localhost (`enable_local_gateway`).
+ */
+import type { CID } from 'multiformats/cid'
+import { ContentVerificationError, NotFoundError, ValidationError } from '../errors.js'
+import { silentLogger, type Logger } from '../logging/logger.js'
+import type { AbortOptions, ContentStore, ProgressOptions } from './content-store.js'
+import { identityBytes, verifyBlock } from './cid.js'
+import { collectBytes, throwIfAborted } from './async-utils.js'
+import { readUnixfsFile, resolveIpfsPath, statUnixfs, type BlockGetter, type ReadFileOptions } from './unixfs-reader.js'
+import { resolveNetwork, withRetry, type NetworkInit, type ResolvedNetwork } from './retry.js'
+
+/** Where verified blocks fetched from the network are kept (e.g. `HeliaStore.blockstore`). */
+export interface BlockCache {
+  putBlock: (cid: CID, bytes: Uint8Array) => Promise<unknown>
+}
+
+export interface GatewayStoreInit extends NetworkInit {
+  /** Gateway base URL (`ipfs.gateway`), e.g. `https://ipfs.io` or `http://127.0.0.1:8080`. */
+  url: string
+  /** Store name in errors and logs (default 'gateway'). */
+  name?: string
+  /** 'raw' (default): one request per block. 'car': one CAR request per file read. */
+  mode?: 'raw' | 'car'
+  /** Verified blocks are written here. */
+  cache?: BlockCache
+  /** Blocks requested ahead per DAG level in raw mode (default 8). */
+  readAhead?: number
+  logger?: Logger
+}
+
+/** The empty identity CID: every gateway can answer it without storage. */
+export const PROBE_CID = 'bafkqaaa'
+export const DEFAULT_LOCAL_GATEWAY = 'http://127.0.0.1:8080'
+export const DEFAULT_PROBE_TIMEOUT_MS = 500
+
+/** True when a gateway answers `GET {url}/ipfs/bafkqaaa` with 200 within `timeoutMs`. */
+export async function probeLocalGateway (url = DEFAULT_LOCAL_GATEWAY, timeoutMs = DEFAULT_PROBE_TIMEOUT_MS): Promise<boolean> {
+  try {
+    const res = await fetch(`${url.replace(/\/+$/, '')}/ipfs/${PROBE_CID}`, { signal: AbortSignal.timeout(timeoutMs) })
+    await res.arrayBuffer().catch(() => {})
+    return res.status === 200
+  } catch {
+    return false
+  }
+}
+
+class HttpStatusError extends Error {
+  constructor (readonly status: number, message: string) {
+    super(message)
+    this.name = 'HttpStatusError'
+  }
+}
+
+const CAR_ACCEPT = 'application/vnd.ipld.car; version=1; order=dfs; dups=y'
+/** Blocks kept from a CAR stream in case the walk asks for one again (dups=n gateways). */
+const CAR_RECENT = 32
+
+export class GatewayStore implements ContentStore {
+  readonly name: string
+  readonly url: string
+  private readonly net: ResolvedNetwork
+  private readonly mode: 'raw' | 'car'
+  private readonly cache: BlockCache | undefined
+  private readonly readAhead: number | undefined
+  private readonly log: Logger
+
+  constructor (init: GatewayStoreInit) {
+    let parsed: URL
+    try {
+      parsed = new URL(init.url)
+    } catch {
+      throw ValidationError.field('ipfs.gateway', `not a URL: ${JSON.stringify(init.url)}`)
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw ValidationError.field('ipfs.gateway', 'must be an http(s) URL')
+    this.url = init.url.replace(/\/+$/, '')
+    this.name = init.name ?? 'gateway'
+    this.net = resolveNetwork(init)
+    this.mode = init.mode ?? 'raw'
+    this.cache = init.cache
+    this.readAhead = init.readAhead
+    this.log = (init.logger ?? silentLogger()).child({ ns: `ipfs-accelerate:content:${this.name}` })
+  }
+
+  private where (): { store: string, target: string } {
+    return { store: this.name, target: this.url }
+  }
+
+  /** One block, fetched (with retries), verified, then cached. */
+  async getBlock (cid: CID, options: AbortOptions = {}): Promise<Uint8Array> {
+    const inline = identityBytes(cid)
+    if (inline !== undefined) return inline
+    const url = `${this.url}/ipfs/${cid.toString()}?format=raw`
+    const bytes = await withRetry(`GET ${url}`, this.where(), this.net, options.signal, async (signal) => {
+      const res = await fetch(url, { headers: { accept: 'application/vnd.ipld.raw' }, signal })
+      if (res.status === 404 || res.status === 410) {
+        await res.arrayBuffer().catch(() => {})
+        throw new NotFoundError(`${this.name} at ${this.url} has no block ${cid.toString()}`, { context: { cid: cid.toString(), store: this.name } })
+      }
+      if (!res.ok) {
+        await res.arrayBuffer().catch(() => {})
+        throw new HttpStatusError(res.status, `HTTP ${res.status} ${res.statusText}`)
+      }
+      return new Uint8Array(await res.arrayBuffer())
+    })
+    verifyBlock(cid, bytes, `${this.name} ${this.url}`)
+    await this.cache?.putBlock(cid, bytes)
+    return bytes
+  }
+
+  async has (cid: CID, options: AbortOptions = {}): Promise<boolean> {
+    if (identityBytes(cid) !== undefined) return true
+    const url = `${this.url}/ipfs/${cid.toString()}?format=raw`
+    return await withRetry(`HEAD ${url}`, this.where(), this.net, options.signal, async (signal) => {
+      const res = await fetch(url, { method: 'HEAD', headers: { accept: 'application/vnd.ipld.raw' }, signal })
+      if (res.status === 404 || res.status === 410) return false
+      if (!res.ok) throw new HttpStatusError(res.status, `HTTP ${res.status} ${res.statusText}`)
+      return true
+    })
+  }
+
+  cat (cid: CID, options: ReadFileOptions = {}): AsyncIterable<Uint8Array> {
+    if (this.mode === 'car' && options.offset === undefined && options.length === undefined) return this.catCar(cid, options)
+    return readUnixfsFile(cid, this.getBlock.bind(this), { ...options, readAhead: options.readAhead ?? this.readAhead })
+  }
+
+  async get (cid: CID, options: ProgressOptions = {}): Promise<Uint8Array> {
+    return await collectBytes(this.cat(cid, options))
+  }
+
+  async stat (cid: CID, options: AbortOptions = {}): Promise<{ type: string, size: number }> {
+    const s = await statUnixfs(cid, this.getBlock.bind(this), options)
+    return { type: s.type, size: Number(s.size) }
+  }
+
+  async resolve (cid: CID, path: string, options: AbortOptions = {}): Promise<CID> {
+    return await resolveIpfsPath(cid, path, this.getBlock.bind(this), options)
+  }
+
+  /** A file read through one CAR response; blocks verified as they arrive, walked in DFS order. */
+  private async * catCar (cid: CID, options: ReadFileOptions): AsyncGenerator<Uint8Array> {
+    if (identityBytes(cid) !== undefined) {
+      yield * readUnixfsFile(cid, this.getBlock.bind(this), options)
+      return
+    }
+    const url = `${this.url}/ipfs/${cid.toString()}?format=car&dag-scope=entity`
+    const controller = new AbortController()
+    const signal = options.signal === undefined ? controller.signal : AbortSignal.any([options.signal, controller.signal])
+    const res = await withRetry(`GET ${url}`, this.where(), this.net, options.signal, async (attemptSignal) => {
+      // the per-attempt deadline covers the response head; the body streams under the caller's signal
+      const r = await fetch(url, { headers: { accept: CAR_ACCEPT }, signal: AbortSignal.any([signal, attemptSignal]) })
+      if (r.status === 404 || r.status === 410) {
+        await r.arrayBuffer().catch(() => {})
+        throw new NotFoundError(`${this.name} at ${this.url} has no ${cid.toString()}`, { context: { cid: cid.toString(), store: this.name } })
+      }
+      if (!r.ok || r.body === null) {
+        await r.arrayBuffer().catch(() => {})
+        throw new HttpStatusError(r.status, `HTTP ${r.status} ${r.statusText}`)
+      }
+      return r
+    })
+    try {
+      const { CarBlockIterator } = await import('@ipld/car/iterator')
+      const body = res.body as ReadableStream<Uint8Array>
+      const blocks = await CarBlockIterator.fromIterable((async function * () {
+        for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) yield chunk
+      })())
+      const roots = await blocks.getRoots()
+      if (roots.length === 0 || !roots[0].equals(cid)) {
+        throw new ContentVerificationError(`${this.name} sent a CAR for ${roots[0]?.toString() ?? 'nothing'} instead of ${cid.toString()}`, { context: { cid: cid.toString(), store: this.name } })
+      }
+      const iterator = blocks[Symbol.asyncIterator]()
+      const recent = new Map<string, Uint8Array>()
+      const source = `${this.name} ${this.url} (CAR)`
+      const next: BlockGetter = async (want) => {
+        const inline = identityBytes(want)
+        if (inline !== undefined) return inline
+        const key = want.toString()
+        const kept = recent.get(key)
+        if (kept !== undefined) return kept
+        throwIfAborted(options.signal, 'cat')
+        const { value, done } = await iterator.next()
+        if (done === true) throw new ContentVerificationError(`${source} ended before block ${key}`, { context: { cid: key, store: this.name } })
+        if (!value.cid.equals(want)) {
+          throw new ContentVerificationError(`${source} sent ${value.cid.toString()} where ${key} was due (not order=dfs)`, { context: { cid: key, store: this.name } })
+        }
+        verifyBlock(want, value.bytes, source)
+        await this.cache?.putBlock(want, value.bytes)
+        recent.set(key, value.bytes)
+        if (recent.size > CAR_RECENT) recent.delete(recent.keys().next().value as string)
+        return value.bytes
+      }
+      // readAhead 1: blocks are asked for in exactly the CAR's depth-first order
+      yield * readUnixfsFile(cid, next, { ...options, readAhead: 1 })
+    } finally {
+      controller.abort()
+    }
+  }
+}

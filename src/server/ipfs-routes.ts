@@ -1,0 +1,334 @@
+/**
+ * HTTP routes that expose the embedded store the way IPFS clients expect:
+ *
+ * - a trustless gateway (`GET|HEAD /ipfs/{cid}[/path]`): `?format=raw` / `Accept: application/vnd.ipld.raw`
+ *   gives one block, `?format=car` / `Accept: application/vnd.ipld.car` a CAR v1 of the DAG (order=dfs,
+ *   dups=y, `dag-scope=all|entity|block`), and without a format the file's bytes (directories: 501);
+ * - the Kubo RPC subset kubo-rpc-client needs (`POST /api/v0/…`): add, cat, block/get, block/put,
+ *   pin/add, id, version. Errors use Kubo's shape `{ Message, Code, Type: 'error' }`.
+ *
+ * Clients get our error messages, never a stack or a foreign library's message.
+ */
+import { Readable } from 'node:stream'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Blockstore } from 'interface-blockstore'
+import * as dagPb from '@ipld/dag-pb'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { createHash } from 'node:crypto'
+import { AccelerateError, ValidationError } from '../errors.js'
+import type { HeliaStore } from '../content/helia-store.js'
+import { DAG_PB_CODE, RAW_CODE, SHA2_256_CODE, identityBytes, parseIpfsPath } from '../content/cid.js'
+import { resolveIpfsPath, walkDag, type BlockGetter } from '../content/unixfs-reader.js'
+
+export interface IpfsRouteDeps {
+  /** Where blocks are read from (the embedded store's blockstore). */
+  blockstore: Pick<Blockstore, 'get'>
+  store: HeliaStore
+  /** Peer ID reported by `/api/v0/id` (the networking layer sets it). Default: none, 'ID' is ''. */
+  peerId?: string
+  /** Reported by `/api/v0/id` and `/api/v0/version`. */
+  agentVersion?: string
+}
+
+/** Blocks bigger than this are refused by block/put unless `allow-big-block` (Kubo's limit is 1 MiB). */
+export const MAX_BLOCK_PUT_BYTES = 2 * 1024 * 1024
+
+const IMMUTABLE = 'public, max-age=29030400, immutable'
+
+function statusOf (err: unknown): number {
+  switch ((err as Error)?.name) {
+    case 'ValidationError': return 400
+    case 'NotFoundError': return 404
+    case 'TimeoutError': return 504
+    case 'ContentVerificationError': return 502
+    case 'AbortError': return 503
+    default: return 500
+  }
+}
+
+/** A message safe to send: ours, or a generic one for anything else. */
+function publicMessage (err: unknown): string {
+  return err instanceof AccelerateError ? err.message : 'internal error'
+}
+
+function blockGetter (blockstore: Pick<Blockstore, 'get'>): BlockGetter {
+  return async (cid, options) => {
+    const inline = identityBytes(cid)
+    if (inline !== undefined) return inline
+    const chunks: Uint8Array[] = []
+    for await (const chunk of blockstore.get(cid, options)) chunks.push(chunk)
+    return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
+  }
+}
+
+type Query = Record<string, string | undefined>
+
+function wantsFormat (request: FastifyRequest): 'raw' | 'car' | undefined {
+  const format = (request.query as Query).format
+  if (format === 'raw' || format === 'car') return format
+  if (format !== undefined && format !== '') throw ValidationError.field('format', `unsupported format ${JSON.stringify(format)} (raw or car)`)
+  const accept = request.headers.accept ?? ''
+  if (accept.includes('application/vnd.ipld.raw')) return 'raw'
+  if (accept.includes('application/vnd.ipld.car')) return 'car'
+  return undefined
+}
+
+async function sendGatewayError (reply: FastifyReply, err: unknown): Promise<void> {
+  if (reply.sent) { reply.raw.destroy(); return }
+  await reply.code(statusOf(err)).header('cache-control', 'no-store').send({ error: { name: (err as Error)?.name ?? 'Error', message: publicMessage(err) } })
+}
+
+/** `GET|HEAD /ipfs/{cid}[/path]`: a trustless gateway over the embedded store. */
+export function registerGatewayRoutes (app: FastifyInstance, deps: IpfsRouteDeps): void {
+  const getBlock = blockGetter(deps.blockstore)
+
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/ipfs/*',
+    exposeHeadRoute: false,
+    handler: async (request, reply) => {
+      try {
+        const ref = parseIpfsPath(`/ipfs/${(request.params as { '*': string })['*']}`)
+        const format = wantsFormat(request)
+        const head = request.method === 'HEAD'
+        const signal = abortOnClose(request)
+        // blocks read while resolving the path: a CAR response carries them so the client can verify the path
+        const pathBlocks: Array<{ cid: CID, bytes: Uint8Array }> = []
+        const recording: BlockGetter = async (cid, options) => {
+          const bytes = await getBlock(cid, options)
+          pathBlocks.push({ cid, bytes })
+          return bytes
+        }
+        const target = await resolveIpfsPath(ref.cid, ref.path, ref.path === '' ? getBlock : recording, { signal })
+        reply.header('x-ipfs-path', `/ipfs/${ref.cid.toString()}${ref.path === '' ? '' : `/${ref.path}`}`)
+        reply.header('x-content-type-options', 'nosniff')
+
+        if (format === 'raw') {
+          const bytes = await getBlock(target, { signal })
+          reply.header('content-type', 'application/vnd.ipld.raw').header('cache-control', IMMUTABLE)
+            .header('etag', `"${target.toString()}.raw"`).header('content-length', bytes.byteLength)
+            .header('content-disposition', `attachment; filename="${target.toString()}.bin"`)
+          return await reply.send(head ? undefined : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
+        }
+
+        if (format === 'car') {
+          const scopeParam = (request.query as Query)['dag-scope'] ?? 'all'
+          if (scopeParam !== 'all' && scopeParam !== 'entity' && scopeParam !== 'block') throw ValidationError.field('dag-scope', 'must be all, entity or block')
+          reply.header('content-type', 'application/vnd.ipld.car; version=1; order=dfs; dups=y').header('cache-control', IMMUTABLE)
+            .header('etag', `"${ref.cid.toString()}.car"`)
+            .header('content-disposition', `attachment; filename="${ref.cid.toString()}.car"`)
+          if (head) return await reply.send()
+          const { CarWriter } = await import('@ipld/car/writer')
+          const { writer, out } = CarWriter.create([ref.cid])
+          void (async () => {
+            try {
+              for (const block of pathBlocks) await writer.put(block)
+              for await (const block of walkDag(target, getBlock, { scope: scopeParam, signal })) await writer.put(block)
+              await writer.close()
+            } catch (err) {
+              request.log.debug({ err }, 'car stream failed')
+              reply.raw.destroy() // the client sees a truncated CAR, never a wrong one
+            }
+          })()
+          return await reply.send(Readable.from(out))
+        }
+
+        // deserialized: the file's bytes
+        const stat = await deps.store.stat(target, { signal })
+        if (stat.type !== 'file' && stat.type !== 'raw') {
+          return await reply.code(501).send({ error: { name: 'NotImplemented', message: `${target.toString()} is a ${stat.type}: ask for ?format=car or ?format=raw` } })
+        }
+        reply.header('content-type', 'application/octet-stream').header('cache-control', IMMUTABLE)
+          .header('etag', `"${target.toString()}"`).header('content-length', stat.size)
+        if (head) return await reply.send()
+        return await reply.send(Readable.from(deps.store.cat(target, { signal })))
+      } catch (err) {
+        await sendGatewayError(reply, err)
+      }
+    }
+  })
+}
+
+/** A signal that fires when the client goes away, so reads stop. */
+function abortOnClose (request: FastifyRequest): AbortSignal {
+  const controller = new AbortController()
+  request.raw.once('close', () => { if (!request.raw.complete) controller.abort() })
+  request.raw.socket?.once('close', () => controller.abort())
+  return controller.signal
+}
+
+function flag (query: Query, name: string, fallback: boolean): boolean {
+  const v = query[name]
+  if (v === undefined || v === '') return fallback
+  if (v === 'true' || v === '1') return true
+  if (v === 'false' || v === '0') return false
+  throw ValidationError.field(name, `expected true or false, got ${JSON.stringify(v)}`)
+}
+
+async function sendRpcError (reply: FastifyReply, err: unknown): Promise<void> {
+  if (reply.sent) { reply.raw.destroy(); return }
+  const status = statusOf(err)
+  let message = publicMessage(err)
+  // Kubo's wording, which clients (and our KuboStore) recognise
+  if ((err as Error)?.name === 'NotFoundError') message = `block was not found locally (offline): ipld: could not find node (${message})`
+  await reply.code(status === 400 ? 400 : 500).header('content-type', 'application/json; charset=utf-8')
+    .send({ Message: message, Code: status === 400 ? 1 : 0, Type: 'error' })
+}
+
+/** The DAG size Kubo reports for a root: its block plus the sizes its links declare. */
+function cumulativeSize (cid: CID, bytes: Uint8Array): number {
+  if (cid.code !== DAG_PB_CODE) return bytes.byteLength
+  return dagPb.decode(bytes).Links.reduce((n, l) => n + (l.Tsize ?? 0), bytes.byteLength)
+}
+
+function argCid (query: Query): ReturnType<typeof parseIpfsPath> {
+  const arg = query.arg
+  if (arg === undefined || arg === '') throw ValidationError.field('arg', 'argument "ipfs-path" is required')
+  return parseIpfsPath(arg)
+}
+
+/** `POST /api/v0/…`: the Kubo RPC subset (add, cat, block/get, block/put, pin/add, id, version). */
+export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps): void {
+  const getBlock = blockGetter(deps.blockstore)
+  const agentVersion = deps.agentVersion ?? 'ipfs-accelerate'
+
+  void app.register(async (api) => {
+    if (!api.hasRequestDecorator('parts')) {
+      const { default: multipart } = await import('@fastify/multipart')
+      await api.register(multipart, { limits: { fileSize: Number.MAX_SAFE_INTEGER, files: 10_000, parts: 20_000 } })
+    }
+
+    api.post('/add', async (request, reply) => {
+      try {
+        const query = request.query as Query
+        const cidVersion = query['cid-version'] === undefined || query['cid-version'] === '' ? 0 : Number(query['cid-version'])
+        if (cidVersion !== 0 && cidVersion !== 1) throw ValidationError.field('cid-version', 'must be 0 or 1')
+        if (flag(query, 'raw-leaves', cidVersion === 1) !== (cidVersion === 1)) throw ValidationError.field('raw-leaves', 'only Kubo\'s default for the CID version is supported (v0: false, v1: true)')
+        if (query.chunker !== undefined && query.chunker !== '' && query.chunker !== 'size-262144') throw ValidationError.field('chunker', 'only size-262144 is supported')
+        if (query.hash !== undefined && query.hash !== '' && query.hash !== 'sha2-256') throw ValidationError.field('hash', 'only sha2-256 is supported')
+        for (const unsupported of ['only-hash', 'wrap-with-directory', 'trickle', 'inline', 'nocopy']) {
+          if (flag(query, unsupported, false)) throw ValidationError.field(unsupported, 'is not supported')
+        }
+        const pin = flag(query, 'pin', true)
+        const progress = flag(query, 'progress', false)
+        if (!request.isMultipart()) throw ValidationError.field('file', 'expected a multipart/form-data body with a file')
+        const lines: string[] = []
+        for await (const part of request.parts()) {
+          if (part.type !== 'file') continue
+          if (part.mimetype === 'application/x-directory') throw ValidationError.field('file', 'directories are not supported by this add')
+          const name = decodeURIComponent(part.filename ?? '')
+          if (name.includes('/')) throw ValidationError.field('file', 'paths inside an add are not supported')
+          const cid = await deps.store.put(part.file, {
+            cidVersion,
+            pin,
+            onProgress: progress ? p => { if (p.bytes > 0) lines.push(JSON.stringify({ Name: name, Bytes: p.bytes })) } : undefined
+          })
+          if (part.file.truncated) throw ValidationError.field('file', 'file too large')
+          lines.push(JSON.stringify({ Name: name === '' ? cid.toString() : name, Hash: cid.toString(), Size: String(cumulativeSize(cid, await getBlock(cid))) }))
+        }
+        if (lines.length === 0) throw ValidationError.field('file', 'no file in the request')
+        return await reply.header('content-type', 'application/json').header('x-chunked-output', '1').send(lines.join('\n') + '\n')
+      } catch (err) {
+        await sendRpcError(reply, err)
+      }
+    })
+
+    api.post('/cat', async (request, reply) => {
+      try {
+        const query = request.query as Query
+        const ref = argCid(query)
+        const signal = abortOnClose(request)
+        const target = await deps.store.resolve(ref.cid, ref.path, { signal })
+        const offset = query.offset === undefined ? undefined : Number(query.offset)
+        const length = query.length === undefined ? undefined : Number(query.length)
+        if (offset !== undefined && (!Number.isSafeInteger(offset) || offset < 0)) throw ValidationError.field('offset', 'must be a non-negative integer')
+        if (length !== undefined && (!Number.isSafeInteger(length) || length < 0)) throw ValidationError.field('length', 'must be a non-negative integer')
+        const stat = await deps.store.stat(target, { signal })
+        if (stat.type !== 'file' && stat.type !== 'raw') throw ValidationError.field('arg', 'this dag node is a directory')
+        // read the first piece before answering, so a missing or corrupt block is still an error status
+        const source = deps.store.cat(target, { signal, offset, length })[Symbol.asyncIterator]()
+        const first = await source.next()
+        const body = Readable.from((async function * () {
+          if (first.done !== true) yield first.value
+          while (true) {
+            const next = await source.next()
+            if (next.done === true) return
+            yield next.value
+          }
+        })())
+        return await reply.header('content-type', 'text/plain').header('x-stream-output', '1')
+          .header('x-content-length', String(stat.size)).send(body)
+      } catch (err) {
+        await sendRpcError(reply, err)
+      }
+    })
+
+    api.post('/block/get', async (request, reply) => {
+      try {
+        const ref = argCid(request.query as Query)
+        const target = await deps.store.resolve(ref.cid, ref.path)
+        const bytes = await getBlock(target)
+        return await reply.header('content-type', 'text/plain').send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
+      } catch (err) {
+        await sendRpcError(reply, err)
+      }
+    })
+
+    api.post('/block/put', async (request, reply) => {
+      try {
+        const query = request.query as Query
+        const format = query.format
+        const codecName = query['cid-codec'] ?? (format === 'v0' || format === 'protobuf' || format === 'dag-pb' ? 'dag-pb' : 'raw')
+        const code = codecName === 'dag-pb' ? DAG_PB_CODE : codecName === 'raw' ? RAW_CODE : undefined
+        if (code === undefined) throw ValidationError.field('cid-codec', 'only raw and dag-pb are supported')
+        if (query.mhtype !== undefined && query.mhtype !== 'sha2-256') throw ValidationError.field('mhtype', 'only sha2-256 is supported')
+        if (query.mhlen !== undefined && query.mhlen !== '-1' && query.mhlen !== '32') throw ValidationError.field('mhlen', 'only 32 is supported')
+        const version = format === 'v0' ? 0 : query.version === '0' ? 0 : 1
+        if (version === 0 && code !== DAG_PB_CODE) throw ValidationError.field('format', 'CIDv0 blocks must be dag-pb')
+        const limit = flag(query, 'allow-big-block', false) ? Number.MAX_SAFE_INTEGER : MAX_BLOCK_PUT_BYTES
+        if (!request.isMultipart()) throw ValidationError.field('file', 'expected a multipart/form-data body with a file')
+        const part = await request.file()
+        if (part === undefined) throw ValidationError.field('file', 'no file in the request')
+        const chunks: Buffer[] = []
+        let size = 0
+        for await (const chunk of part.file) {
+          size += (chunk as Buffer).byteLength
+          if (size > limit) throw ValidationError.field('file', `block is over ${limit} bytes (allow-big-block to force)`)
+          chunks.push(chunk as Buffer)
+        }
+        const bytes = Buffer.concat(chunks)
+        if (code === DAG_PB_CODE) {
+          try { dagPb.decode(bytes) } catch { throw ValidationError.field('file', 'not a valid dag-pb block') }
+        }
+        const digest = Digest.create(SHA2_256_CODE, createHash('sha256').update(bytes).digest())
+        const cid = version === 0 ? CID.createV0(digest) : CID.createV1(code, digest)
+        await deps.store.putBlock(cid, bytes, { pin: flag(query, 'pin', false) })
+        return await reply.send({ Key: cid.toString(), Size: bytes.byteLength })
+      } catch (err) {
+        await sendRpcError(reply, err)
+      }
+    })
+
+    api.post('/pin/add', async (request, reply) => {
+      try {
+        const query = request.query as Query
+        if (!flag(query, 'recursive', true)) throw ValidationError.field('recursive', 'only recursive pins are supported')
+        const ref = argCid(query)
+        const target = await deps.store.resolve(ref.cid, ref.path)
+        await deps.store.pin(target)
+        return await reply.header('content-type', 'application/json').send(JSON.stringify({ Pins: [target.toString()] }) + '\n')
+      } catch (err) {
+        await sendRpcError(reply, err)
+      }
+    })
+
+    api.post('/id', async (_request, reply) => {
+      return await reply.send({ ID: deps.peerId ?? '', PublicKey: '', Addresses: [], AgentVersion: agentVersion, Protocols: [] })
+    })
+
+    api.post('/version', async (_request, reply) => {
+      return await reply.send({ Version: agentVersion, Commit: '', Repo: '', System: `${process.arch}/${process.platform}`, Golang: '' })
+    })
+  }, { prefix: '/api/v0' })
+}
