@@ -38,7 +38,7 @@ export interface BenchInput {
  * `count` inputs of exactly `length` tokens each ([CLS] + words + [SEP]), made of whole-word vocabulary
  * entries so that the text tokenizes to the same ids; input k uses a different run of words.
  */
-export function makeInputs (model: BenchModel, length: number, count: number): BenchInput[] {
+export function makeInputs (model: BenchModel, length: number, count: number, first = 0): BenchInput[] {
   if (length < 3) throw new Error('inputs need at least 3 tokens')
   const tokenizer = JSON.parse(readFileSync(join(model.dir, 'tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number> } }
   const words = Object.entries(tokenizer.model.vocab)
@@ -46,7 +46,7 @@ export function makeInputs (model: BenchModel, length: number, count: number): B
     .sort((a, b) => a[1] - b[1])
   if (words.length === 0) throw new Error(`no whole words in the vocabulary of ${model.dir}`)
   const inputs: BenchInput[] = []
-  for (let k = 0; k < count; k++) {
+  for (let k = first; k < first + count; k++) {
     const picked: Array<[string, number]> = []
     for (let i = 0; i < length - 2; i++) picked.push(words[(k * 7919 + i * 31) % words.length])
     inputs.push({ ids: [101, ...picked.map(([, id]) => id), 102], text: picked.map(([w]) => w).join(' ') })

@@ -55,6 +55,10 @@ function describe (err: unknown): { error: string, message: string } {
   return { error: e?.name ?? 'Error', message: `${e?.message ?? String(err)}${cause !== undefined && !String(e?.message).includes(cause) ? ` (${cause})` : ''}` }
 }
 
+function isAborted (signal: AbortSignal | undefined): signal is AbortSignal {
+  return signal?.aborted === true
+}
+
 /**
  * Runs `fn` with a fresh deadline per attempt until it succeeds, fails definitely, or attempts run out.
  * `what` names the call (`block/get bafy…`), `store` the store and `target` its URL, for messages.
@@ -69,7 +73,7 @@ export async function withRetry<T> (what: string, where: { store: string, target
     try {
       return await fn(combined)
     } catch (err) {
-      if (signal?.aborted === true) throw abortReason(signal, what)
+      if (isAborted(signal)) throw abortReason(signal, what)
       if (isFinal(err)) throw err
       timedOut = deadline.aborted
       attempts.push({ attempt, ...(timedOut ? { error: 'TimeoutError', message: `no answer within ${net.timeoutMs} ms` } : describe(err)) })

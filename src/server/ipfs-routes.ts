@@ -4,8 +4,8 @@
  * - a trustless gateway (`GET|HEAD /ipfs/{cid}[/path]`): `?format=raw` / `Accept: application/vnd.ipld.raw`
  *   gives one block, `?format=car` / `Accept: application/vnd.ipld.car` a CAR v1 of the DAG (order=dfs,
  *   dups=y, `dag-scope=all|entity|block`), and without a format the file's bytes (directories: 501);
- * - the Kubo RPC subset kubo-rpc-client needs (`POST /api/v0/…`): add, cat, block/get, block/put,
- *   pin/add, id, version. Errors use Kubo's shape `{ Message, Code, Type: 'error' }`.
+ * - the Kubo RPC subset kubo-rpc-client needs (`POST /api/v0/…`): add, cat, block/get, block/stat,
+ *   block/put, pin/add, id, version. Errors use Kubo's shape `{ Message, Code, Type: 'error' }`.
  *
  * Clients get our error messages, never a stack or a foreign library's message.
  */
@@ -188,7 +188,7 @@ function argCid (query: Query): ReturnType<typeof parseIpfsPath> {
   return parseIpfsPath(arg)
 }
 
-/** `POST /api/v0/…`: the Kubo RPC subset (add, cat, block/get, block/put, pin/add, id, version). */
+/** `POST /api/v0/…`: the Kubo RPC subset (add, cat, block/get, block/stat, block/put, pin/add, id, version). */
 export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps): void {
   const getBlock = blockGetter(deps.blockstore)
   const agentVersion = deps.agentVersion ?? 'ipfs-accelerate'
@@ -270,6 +270,17 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
         const target = await deps.store.resolve(ref.cid, ref.path)
         const bytes = await getBlock(target)
         return await reply.header('content-type', 'text/plain').send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
+      } catch (err) {
+        await sendRpcError(reply, err)
+      }
+    })
+
+    api.post('/block/stat', async (request, reply) => {
+      try {
+        const ref = argCid(request.query as Query)
+        const target = await deps.store.resolve(ref.cid, ref.path)
+        const bytes = await getBlock(target)
+        return await reply.send({ Key: target.toString(), Size: bytes.byteLength })
       } catch (err) {
         await sendRpcError(reply, err)
       }

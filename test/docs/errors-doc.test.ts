@@ -18,7 +18,10 @@ describe('errors', () => {
   it('exports every class from the package, with name equal to the class name', () => {
     for (const [name, Cls] of Object.entries(errorClasses)) {
       assert.equal((api as Record<string, unknown>)[name], Cls)
-      const err = new (Cls as new (m: string, o?: object) => Error)('boom', { cause: new Error('inner'), context: { model: 'm' } })
+      const options = { cause: new Error('inner'), context: { model: 'm' } }
+      const err = Cls === ValidationError
+        ? new ValidationError('boom', [{ path: 'x', message: 'bad' }], options)
+        : new (Cls as new (m: string, o?: object) => Error)('boom', options)
       assert.equal(err.name, name)
       assert.ok(err instanceof Error)
       assert.equal((err.cause as Error).message, 'inner')

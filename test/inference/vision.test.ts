@@ -52,7 +52,7 @@ describe('image_classification and multimodal', () => {
 
   it('gives the same answer batched and alone', async () => {
     const vit = models.dir('vit')
-    const alone = []
+    const alone: Array<Record<string, unknown>> = []
     for (let s = 1; s <= 4; s++) alone.push(await acc.processAsync(vit, { pixel_values: pixels(s) }))
     const together = await Promise.all([1, 2, 3, 4].map(async s => await acc.processAsync(vit, { pixel_values: pixels(s) })))
     together.forEach((r, i) => {
