@@ -6,13 +6,17 @@
 import { resolveConfig, resolveMetadata, type ResolveOptions } from './config/resolve.js'
 import { ENDPOINT_TYPES, type ResourcesInit, type ResolvedConfig, type EndpointType, type Metadata } from './config/schema.js'
 import { parseSize } from './config/units.js'
-import { AbortError, ValidationError } from './errors.js'
+import { AbortError, ModelLoadError, ValidationError } from './errors.js'
 import { createLogger, componentLogger, type Logger } from './logging/logger.js'
 import { HardwareDetection } from './hardware/index.js'
 import { InferenceEngine, type RunOptions } from './inference/engine.js'
 import { ResultCache } from './inference/result-cache.js'
 import type { EndpointInfo, ModelProgressEvent } from './inference/protocol.js'
 import { describe } from './inference/inputs/token-ids.js'
+import { parseModelReference } from './models/model-reference.js'
+import type { ContentRouter } from './content/content-router.js'
+import type { ResultStore } from './content/result-store.js'
+import { isPulled, type PublishedModel, type PulledModel, type PackProgressEvent } from './content/model-pack.js'
 
 /** Seed-shaped inference result: task fields plus `model` and `inference_time` (seconds). */
 export type InferenceResult = Record<string, unknown> & { model: string, inference_time: number }
@@ -34,6 +38,10 @@ export class IpfsAccelerate {
   readonly hardwareDetection: HardwareDetection
   private engineInstance?: InferenceEngine
   private readonly resultCache?: ResultCache
+  private contentPromise?: Promise<ContentRouter>
+  private resultStorePromise?: Promise<ResultStore>
+  /** Local folders of content-addressed models already pulled, by identifier. */
+  private readonly pulled = new Map<string, string>()
   private stopped = false
 
   constructor (resources?: ResourcesInit | null, metadata?: Metadata | null, options: IpfsAccelerateOptions = {}) {
@@ -77,7 +85,7 @@ export class IpfsAccelerate {
     const key = this.cacheKey(model, type, input)
     const hit = key === undefined ? undefined : this.resultCache?.get(key)
     if (hit !== undefined) return hit as InferenceResult
-    const result = this.engine.runSync(model, input, type) as InferenceResult
+    const result = this.engine.runSync(model, input, type, this.pulledSourceSync(model)) as InferenceResult
     if (key !== undefined) this.resultCache?.set(key, result)
     return result
   }
@@ -89,7 +97,7 @@ export class IpfsAccelerate {
     const key = options.onToken === undefined ? this.cacheKey(model, type, input) : undefined
     const hit = key === undefined ? undefined : this.resultCache?.get(key)
     if (hit !== undefined) return hit as InferenceResult
-    const result = await this.engine.run(model, input, type, options) as InferenceResult
+    const result = await this.engine.run(model, input, type, { ...options, source: await this.pulledSource(model) }) as InferenceResult
     if (key !== undefined) this.resultCache?.set(key, result)
     return result
   }
@@ -120,10 +128,111 @@ export class IpfsAccelerate {
 
   /**
    * Inference that may use IPFS. With `useIpfs` false it runs locally, exactly like `processAsync`.
+   * With `useIpfs` true, results live in IPFS: a result computed before (by this process or an earlier
+   * one sharing the repository) is read back from the store and verified against its CID instead of
+   * being computed again; a new result is stored and pinned. Either way the result carries
+   * `result_cid`. Store failures surface as `IpfsConnectionError` / `TimeoutError`, so a caller can fall
+   * back to `process()` as in the seed's error-recovery example.
    */
   async accelerateInference (model: string, input: unknown, useIpfs = true): Promise<InferenceResult> {
     if (typeof useIpfs !== 'boolean') throw ValidationError.field('use_ipfs', `expected true or false, got ${describe(useIpfs)}`)
-    return await this.processAsync(model, input, 'auto')
+    if (!useIpfs) return await this.processAsync(model, input, 'auto')
+    const type = this.checkCall(model, 'auto')
+    const key = ResultCache.key(model, type, input)
+    const results = await this.resultStore()
+    const stored = await results.get(key)
+    if (stored !== undefined) return { ...stored.value, result_cid: stored.cid } as unknown as InferenceResult
+    const result = await this.processAsync(model, input, type)
+    const cid = await results.set(key, result)
+    return { ...result, result_cid: cid }
+  }
+
+  /** The content stores (embedded Helia node, plus Kubo and gateways when configured), started on first use. */
+  async content (): Promise<ContentRouter> {
+    if (this.stopped) throw new AbortError('this IpfsAccelerate instance was stopped')
+    this.contentPromise ??= (async () => {
+      await import('./content/polyfills.js')
+      const { ContentRouter } = await import('./content/content-router.js')
+      const router = await ContentRouter.create({ config: this.config.ipfs, logger: componentLogger(this.logger, 'content') })
+      await router.start()
+      return router
+    })()
+    return await this.contentPromise
+  }
+
+  private async resultStore (): Promise<ResultStore> {
+    this.resultStorePromise ??= (async () => {
+      const router = await this.content()
+      const { ResultStore } = await import('./content/result-store.js')
+      return new ResultStore(router, router.helia.repo)
+    })()
+    return await this.resultStorePromise
+  }
+
+  /** Stores bytes in IPFS; returns the CID string (equal to Kubo's `ipfs add` for the same bytes). */
+  async storeToIpfs (data: Uint8Array): Promise<string> {
+    if (!(data instanceof Uint8Array)) throw ValidationError.field('data', `expected bytes (Uint8Array or Buffer), got ${describe(data)}`)
+    const router = await this.content()
+    return (await router.put(data, { pin: true })).toString()
+  }
+
+  /** Reads content by CID (bare, `ipfs://` or `/ipfs/` form), verified against the CID. */
+  async queryIpfs (cid: string): Promise<Uint8Array> {
+    if (typeof cid !== 'string') throw ValidationError.field('cid', `expected a CID string, got ${describe(cid)}`)
+    const { parseIpfsPath } = await import('./content/cid.js')
+    const ref = parseIpfsPath(cid) // a ValidationError before any I/O
+    const router = await this.content()
+    return await router.get(ref.path === '' ? ref.cid : cid)
+  }
+
+  /**
+   * Publishes a model folder (or a hub id, downloaded first) as one UnixFS directory; returns its CID
+   * and manifest. The pack is pinned; `ipfs://<cid>` then names the whole model.
+   */
+  async publishModel (folderOrId: string, options: { onProgress?: (e: PackProgressEvent) => void } = {}): Promise<PublishedModel> {
+    if (typeof folderOrId !== 'string' || folderOrId.trim() === '') throw ValidationError.field('model', 'expected a folder or a model id')
+    const dir = (await this.engine.load(folderOrId, 'auto')).dir
+    const router = await this.content()
+    const { publishModel } = await import('./content/model-pack.js')
+    return await publishModel(router.helia, dir, { ...options, source: folderOrId })
+  }
+
+  /** Fetches a model pack by CID into the local model cache (verified, atomic, pinned); returns its folder. */
+  async pullModel (cid: string, options: { onProgress?: (e: PackProgressEvent) => void, cacheDir?: string } = {}): Promise<PulledModel> {
+    const { parseIpfsPath } = await import('./content/cid.js')
+    const ref = parseIpfsPath(cid)
+    const router = await this.content()
+    // Fetch every block through the routed stores (verified, kept in the embedded store), then export.
+    await router.pin(ref.cid)
+    const { pullModel } = await import('./content/model-pack.js')
+    return await pullModel(router.helia, ref.cid, { ...options, cacheDir: options.cacheDir ?? this.config.hub.cache_dir })
+  }
+
+  /** The local folder for a content-addressed model id, pulling it first; undefined for other ids. */
+  private async pulledSource (model: string): Promise<string | undefined> {
+    const cid = this.ipfsCidOf(model)
+    if (cid === undefined) return undefined
+    const known = this.pulled.get(model)
+    if (known !== undefined) return known
+    const settings = this.config.models[model]
+    const { dir } = await this.pullModel(cid, { cacheDir: settings?.cache_dir })
+    this.pulled.set(model, dir)
+    return dir
+  }
+
+  /** The synchronous path cannot fetch: it uses a pack already complete in the cache, or says how to get it. */
+  private pulledSourceSync (model: string): string | undefined {
+    const cid = this.ipfsCidOf(model)
+    if (cid === undefined) return undefined
+    const known = this.pulled.get(model) ?? isPulled(cid.split('/')[0], this.config.models[model]?.cache_dir ?? this.config.hub.cache_dir)
+    if (known !== undefined) return known
+    throw new ModelLoadError(`model ${model} is content-addressed and not in the local cache yet; the synchronous process() cannot fetch it: call processAsync(), initEndpoints() or \`ipfs-accelerate models pull ${cid}\` first`, { context: { model } })
+  }
+
+  private ipfsCidOf (model: string): string | undefined {
+    const ref = parseModelReference(model, this.config)
+    const target = ref.kind === 'custom' ? ref.target : ref
+    return target.kind === 'ipfs' ? `${target.cid}${target.path === undefined ? '' : `/${target.path}`}` : undefined
   }
 
   /** Loads and warms each model; returns, per model, device, dtype, task and load time. */
@@ -135,7 +244,7 @@ export class IpfsAccelerate {
     const out: Record<string, EndpointInfo> = {}
     for (const model of models) {
       const type = this.checkCall(model, types[model])
-      out[model] = await this.engine.load(model, type, options)
+      out[model] = await this.engine.load(model, type, { ...options, source: await this.pulledSource(model) })
     }
     return out
   }
@@ -160,6 +269,8 @@ export class IpfsAccelerate {
     if (this.stopped) return
     this.stopped = true
     await this.engineInstance?.stop()
+    const content = await this.contentPromise?.catch(() => undefined)
+    await content?.stop()
     this.resultCache?.clear()
     this.logger.flush?.()
   }

@@ -39,10 +39,10 @@ async function handle (request: WorkerRequest): Promise<unknown> {
   }
   switch (request.type) {
     case 'infer':
-      return await engine.infer(request.model, request.input, request.endpointType, onProgress,
+      return await engine.infer(request.model, request.input, request.endpointType, onProgress, request.source,
         request.stream === true ? text => { post({ type: 'token', id: request.id, text }) } : undefined)
     case 'load':
-      return await engine.loadModel(request.model, request.endpointType, onProgress)
+      return await engine.loadModel(request.model, request.endpointType, onProgress, request.source)
     case 'unload':
       return await engine.unload(request.model)
   }

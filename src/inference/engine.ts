@@ -28,6 +28,8 @@ export interface RunOptions {
   onToken?: (text: string) => void
   /** Called with download progress while the model is fetched. */
   onProgress?: (event: ModelProgressEvent) => void
+  /** A local folder to load the model from, when the caller already fetched it (content-addressed ids). */
+  source?: string
 }
 
 interface PendingCall {
@@ -146,15 +148,15 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
   }
 
   async run (model: string, input: unknown, endpointType: EndpointType, options: RunOptions = {}): Promise<unknown> {
-    return await this.call({ type: 'infer', model, input, endpointType }, options)
+    return await this.call({ type: 'infer', model, input, endpointType, source: options.source }, options)
   }
 
-  runSync (model: string, input: unknown, endpointType: EndpointType): unknown {
-    return this.callSync({ type: 'infer', model, input, endpointType })
+  runSync (model: string, input: unknown, endpointType: EndpointType, source?: string): unknown {
+    return this.callSync({ type: 'infer', model, input, endpointType, source })
   }
 
   async load (model: string, endpointType: EndpointType = 'auto', options: RunOptions = {}): Promise<EndpointInfo> {
-    return await this.call({ type: 'load', model, endpointType }, options) as EndpointInfo
+    return await this.call({ type: 'load', model, endpointType, source: options.source }, options) as EndpointInfo
   }
 
   loadSync (model: string, endpointType: EndpointType = 'auto'): EndpointInfo {

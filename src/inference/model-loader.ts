@@ -51,9 +51,9 @@ export class ModelLoader {
     env.allowLocalModels = true
   }
 
-  async locate (model: string, onProgress: (e: ModelProgressEvent) => void): Promise<Located> {
+  async locate (model: string, onProgress: (e: ModelProgressEvent) => void, source?: string): Promise<Located> {
     const ref = parseModelReference(model, this.config)
-    const dir = await this.fetch(model, ref, onProgress)
+    const dir = source ?? await this.fetch(model, ref, onProgress)
     return { dir, config: await readModelConfig(dir, model), settings: ref.config ?? {} }
   }
 

@@ -14,6 +14,8 @@ export interface InferRequest {
   model: string
   endpointType: EndpointType
   input: unknown
+  /** Local folder to load from instead of resolving `model` (a pulled content-addressed model). */
+  source?: string
   /** Ask the worker to send each generated piece of text as a `token` message. */
   stream?: boolean
   /** Answer on the synchronous channel (the caller is blocked in Atomics.wait). */
@@ -25,6 +27,7 @@ export interface LoadRequest {
   id: number
   model: string
   endpointType: EndpointType
+  source?: string
   sync?: boolean
 }
 

@@ -52,7 +52,7 @@ export class WorkerEngine {
   }
 
   /** Loads (once) and returns the entry for a model and task. */
-  private async entry (model: string, endpointType: EndpointType, onProgress: (e: ModelProgressEvent) => void): Promise<Entry> {
+  private async entry (model: string, endpointType: EndpointType, onProgress: (e: ModelProgressEvent) => void, source?: string): Promise<Entry> {
     if (typeof model !== 'string' || model.trim() === '') throw ValidationError.field('model', 'expected a non-empty model identifier')
     const wanted = endpointType === 'auto' ? undefined : endpointType
     // A model already loaded for the wanted task (or any task, when the caller said auto) is reused.
@@ -65,7 +65,7 @@ export class WorkerEngine {
       }
     }
     const started = performance.now()
-    const located = await this.loader.locate(model, onProgress)
+    const located = await this.loader.locate(model, onProgress, source)
     const task = this.loader.taskFor(model, located, wanted)
     const key = makeKey(model, task)
     const existing = this.entries.get(key)
@@ -114,13 +114,13 @@ export class WorkerEngine {
     return entry
   }
 
-  async loadModel (model: string, endpointType: unknown, onProgress: (e: ModelProgressEvent) => void): Promise<EndpointInfo> {
-    return (await this.entry(model, this.checkEndpointType(endpointType), onProgress)).info
+  async loadModel (model: string, endpointType: unknown, onProgress: (e: ModelProgressEvent) => void, source?: string): Promise<EndpointInfo> {
+    return (await this.entry(model, this.checkEndpointType(endpointType), onProgress, source)).info
   }
 
-  async infer (model: string, input: unknown, endpointType: unknown, onProgress: (e: ModelProgressEvent) => void, onToken?: (text: string) => void): Promise<Record<string, unknown>> {
+  async infer (model: string, input: unknown, endpointType: unknown, onProgress: (e: ModelProgressEvent) => void, source?: string, onToken?: (text: string) => void): Promise<Record<string, unknown>> {
     const type = this.checkEndpointType(endpointType)
-    const entry = await this.entry(model, type, onProgress)
+    const entry = await this.entry(model, type, onProgress, source)
     const started = performance.now()
     const { value, rows } = await entry.handler.prepare(input, entry.loaded)
     const prepared = performance.now()

@@ -1,0 +1,107 @@
+import { describe, it, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { IpfsAccelerate, ValidationError, ModelLoadError, IpfsConnectionError, TimeoutError } from '../src/index.js'
+import { tinyModels, type TinyModels } from './helpers/tiny-models.js'
+
+describe('IpfsAccelerate with IPFS', () => {
+  let models: TinyModels
+  let home: string
+  const make = (extra: Record<string, unknown> = {}): IpfsAccelerate => new IpfsAccelerate({
+    logging: { level: 'SILENT' },
+    ipfs: { repo: join(home, 'repo'), enable_local_gateway: false, timeout: 5, retry_count: 0 },
+    hub: { cache_dir: join(home, 'models') },
+    ...extra
+  }, {}, { env: {} })
+
+  before(async () => {
+    models = await tinyModels(['bert'])
+    home = mkdtempSync(join(tmpdir(), 'ia-acc-ipfs-'))
+  })
+  after(() => {
+    models.cleanup()
+    rmSync(home, { recursive: true, force: true })
+  })
+
+  it('storeToIpfs returns the CID Kubo gives the same bytes, and queryIpfs returns the bytes', async () => {
+    const acc = make()
+    try {
+      const cid = await acc.storeToIpfs(new TextEncoder().encode('hello world\n'))
+      assert.equal(cid, 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o')
+      const data = JSON.stringify({ model: 'bert', result: [0.1, 0.2, 0.3] })
+      const cid2 = await acc.storeToIpfs(new TextEncoder().encode(data))
+      assert.equal(new TextDecoder().decode(await acc.queryIpfs(cid2)), data)
+      assert.equal(new TextDecoder().decode(await acc.queryIpfs(`ipfs://${cid2}`)), data)
+    } finally {
+      await acc.stop()
+    }
+  })
+
+  it('validates CIDs and data before any I/O, and reports missing content without hanging', async () => {
+    const acc = make()
+    try {
+      await assert.rejects(acc.queryIpfs('QmExampleCID123'), (err: unknown) => err instanceof ValidationError && err.context.field === 'cid')
+      await assert.rejects(acc.storeToIpfs('text' as never), (err: unknown) => err instanceof ValidationError && err.context.field === 'data')
+      await assert.rejects(acc.queryIpfs('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'), (err: unknown) =>
+        err instanceof IpfsConnectionError || err instanceof TimeoutError || (err as Error).name === 'NotFoundError')
+    } finally {
+      await acc.stop()
+    }
+  })
+
+  it('accelerateInference keeps results in IPFS: a repeat after a restart is a hit with the same CID', async () => {
+    const input = { input_ids: [101, 2054, 2003, 102] }
+    const first = make()
+    let cid: unknown
+    let embedding: unknown
+    try {
+      const r = await first.accelerateInference(models.dir('bert'), input, true)
+      cid = r.result_cid
+      embedding = r.embedding
+      assert.equal(typeof cid, 'string')
+      const local = await first.accelerateInference(models.dir('bert'), input, false)
+      assert.deepEqual(local.embedding, embedding)
+      assert.equal(local.result_cid, undefined)
+    } finally {
+      await first.stop()
+    }
+    const second = make()
+    try {
+      const again = await second.accelerateInference(models.dir('bert'), input, true)
+      assert.equal(again.result_cid, cid)
+      assert.deepEqual(again.embedding, embedding)
+      const stored = JSON.parse(new TextDecoder().decode(await second.queryIpfs(String(cid))))
+      assert.deepEqual(stored.embedding, embedding)
+    } finally {
+      await second.stop()
+    }
+  })
+
+  it('publishes a model as one CID and runs it by ipfs:// id, async and then sync', async () => {
+    const publisher = make()
+    let cid: string
+    try {
+      const published = await publisher.publishModel(models.dir('bert'))
+      cid = published.cid
+      assert.equal(published.manifest.task, 'text_embedding')
+      const again = await publisher.publishModel(models.dir('bert'))
+      assert.equal(again.cid, cid, 'publishing is deterministic')
+    } finally {
+      await publisher.stop()
+    }
+    const user = make({ hub: { cache_dir: join(home, 'other-cache') } })
+    try {
+      assert.throws(() => user.process(`ipfs://${cid}`, { input_ids: [101, 102] }), ModelLoadError)
+      const viaCid = await user.processAsync(`ipfs://${cid}`, { input_ids: [101, 2054, 102] })
+      const local = await user.processAsync(models.dir('bert'), { input_ids: [101, 2054, 102] })
+      assert.deepEqual(viaCid.embedding, local.embedding)
+      assert.equal(viaCid.model, `ipfs://${cid}`)
+      const sync = user.process(`ipfs://${cid}`, { input_ids: [101, 2003, 102] })
+      assert.equal((sync.embedding as number[]).length, 32)
+    } finally {
+      await user.stop()
+    }
+  })
+})
