@@ -26,6 +26,13 @@ export interface IpfsAccelerateOptions extends ResolveOptions {
   logger?: Logger
 }
 
+/** What `initEndpoints` returns for a model when `performance.enable_prefetch` is false. */
+export interface DeferredEndpoint {
+  model: string
+  endpoint_type: EndpointType
+  deferred: true
+}
+
 export interface InitEndpointsResources {
   /** Task per model, when config.json alone would not pick the one wanted. */
   endpoint_types?: Record<string, EndpointType>
@@ -235,15 +242,24 @@ export class IpfsAccelerate {
     return target.kind === 'ipfs' ? `${target.cid}${target.path === undefined ? '' : `/${target.path}`}` : undefined
   }
 
-  /** Loads and warms each model; returns, per model, device, dtype, task and load time. */
-  async initEndpoints (models: string[], resources: InitEndpointsResources = {}, options: { onProgress?: (e: ModelProgressEvent) => void } = {}): Promise<Record<string, EndpointInfo>> {
+  /**
+   * Loads and warms each model; returns, per model, device, dtype, task and load time. With
+   * `performance.enable_prefetch` false nothing is fetched or loaded here: each id is only checked, and
+   * the model loads on its first request (the entry then says `deferred: true`).
+   */
+  async initEndpoints (models: string[], resources: InitEndpointsResources = {}, options: { onProgress?: (e: ModelProgressEvent) => void } = {}): Promise<Record<string, EndpointInfo | DeferredEndpoint>> {
     if (!Array.isArray(models) || models.some(m => typeof m !== 'string' || m.trim() === '')) {
       throw ValidationError.field('models', 'expected a list of model identifiers')
     }
     const types = resources?.endpoint_types ?? {}
-    const out: Record<string, EndpointInfo> = {}
+    const out: Record<string, EndpointInfo | DeferredEndpoint> = {}
     for (const model of models) {
       const type = this.checkCall(model, types[model])
+      if (!this.config.performance.enable_prefetch) {
+        parseModelReference(model, this.config) // a bad id still fails now, not at first use
+        out[model] = { model, endpoint_type: type, deferred: true }
+        continue
+      }
       out[model] = await this.engine.load(model, type, { ...options, source: await this.pulledSource(model) })
     }
     return out

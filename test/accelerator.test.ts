@@ -1,10 +1,10 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { cpSync, mkdirSync } from 'node:fs'
+import { cpSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import {
   IpfsAccelerate, initialize, getInstance, resetInstance,
-  ValidationError, ModelLoadError, HardwareError, IpfsConnectionError, TimeoutError
+  ValidationError, ModelLoadError, HardwareError, IpfsConnectionError, TimeoutError, type EndpointInfo
 } from '../src/index.js'
 import { tinyModels, type TinyModels } from './helpers/tiny-models.js'
 import { startHubServer } from './helpers/hub-server.js'
@@ -51,13 +51,61 @@ describe('IpfsAccelerate', () => {
   it('initEndpoints loads and warms each model and says where it runs', async () => {
     const acc = new IpfsAccelerate(quiet, {}, { env: {} })
     try {
-      const endpoints = await acc.initEndpoints([bert, models.dir('gpt2')])
+      const endpoints = await acc.initEndpoints([bert, models.dir('gpt2')]) as Record<string, EndpointInfo>
       assert.equal(endpoints[bert].task, 'text_embedding')
       assert.equal(endpoints[models.dir('gpt2')].task, 'text_generation')
       assert.equal(endpoints[bert].device, 'cpu')
       assert.equal(endpoints[bert].dtype, 'fp32')
       assert.ok(endpoints[bert].load_time > 0)
       await assert.rejects(acc.initEndpoints(['']), ValidationError)
+    } finally {
+      await acc.stop()
+    }
+  })
+
+  it('with enable_prefetch false, initEndpoints checks ids but loads on first use', async () => {
+    const acc = new IpfsAccelerate({ ...quiet, performance: { enable_prefetch: false } }, {}, { env: {} })
+    try {
+      const endpoints = await acc.initEndpoints([bert])
+      assert.deepEqual(endpoints[bert], { model: bert, endpoint_type: 'auto', deferred: true })
+      await assert.rejects(acc.initEndpoints(['custom:undeclared']), ValidationError)
+      const r = await acc.processAsync(bert, { input_ids: [101, 102] })
+      assert.equal((r.embedding as number[]).length, 32)
+    } finally {
+      await acc.stop()
+    }
+  })
+
+  it('honours logging.log_file and enable_performance_logging', async () => {
+    const logFile = join(models.root, 'logs', 'ipfs_accelerate.log')
+    const acc = new IpfsAccelerate({ logging: { level: 'INFO', log_file: logFile, enable_performance_logging: true } }, {}, { env: {} })
+    try {
+      await acc.processAsync(bert, { input_ids: [101, 2054, 102] })
+    } finally {
+      await acc.stop()
+    }
+    const lines = readFileSync(logFile, 'utf8').trim().split('\n').map(l => JSON.parse(l) as Record<string, unknown>)
+    assert.ok(lines.some(l => /loaded/.test(String(l.msg)) && l.device === 'cpu'), 'model load is logged')
+    const perf = lines.find(l => typeof l.run_ms === 'number')
+    assert.ok(perf !== undefined, 'per-request timings are logged')
+    assert.equal(perf.model, bert)
+  })
+
+  it('names the missing file when a model folder lacks its weights or config', async () => {
+    const broken = join(models.root, 'broken-bert')
+    cpSync(bert, broken, { recursive: true })
+    rmSync(join(broken, 'onnx', 'model.onnx'))
+    const noConfig = join(models.root, 'no-config')
+    cpSync(bert, noConfig, { recursive: true })
+    rmSync(join(noConfig, 'config.json'))
+    const acc = new IpfsAccelerate(quiet, {}, { env: {} })
+    try {
+      await assert.rejects(acc.processAsync(broken, { input_ids: [101] }), (err: unknown) =>
+        err instanceof ModelLoadError && /model\.onnx|onnx/.test(err.message) && String(err.context.model) === broken)
+      await assert.rejects(acc.processAsync(noConfig, { input_ids: [101] }), (err: unknown) =>
+        err instanceof ModelLoadError && String(err.context.file).endsWith('config.json'))
+      // The instance still works for a good model afterwards.
+      assert.equal(((await acc.processAsync(bert, { input_ids: [101] })).embedding as number[]).length, 32)
     } finally {
       await acc.stop()
     }

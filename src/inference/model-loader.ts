@@ -5,6 +5,7 @@
  * `hardware.max_memory` (least recently used models are unloaded first), then load through
  * transformers.js, offline, from the local folder.
  */
+import { join } from 'node:path'
 import { env } from '@huggingface/transformers'
 import { ModelLoadError, ValidationError } from '../errors.js'
 import type { ResolvedConfig, Task, ModelConfig } from '../config/schema.js'
@@ -87,7 +88,12 @@ export class ModelLoader {
   }
 
   async load (model: string, key: string, task: Task, located: Located, handler: TaskHandler): Promise<LoadedModel> {
-    const dtypes = await availableDtypes(located.dir, weightBaseNames(located.config)[0])
+    const baseNames = weightBaseNames(located.config)
+    const dtypes = await availableDtypes(located.dir, baseNames)
+    if (dtypes.length === 0) {
+      const expected = join(located.dir, 'onnx', `${baseNames[0]}.onnx`)
+      throw new ModelLoadError(`model ${model} has no ONNX weights: ${expected} is missing (nor does any precision variant of it exist)`, { context: { model, file: expected } })
+    }
     const selection = selectExecution(this.hardware, this.config.hardware, {
       precision: located.settings.precision,
       availableDtypes: dtypes,
@@ -95,7 +101,7 @@ export class ModelLoader {
     }, this.logger)
     for (const f of selection.fallbacks) this.hooks.log('info', `model ${model}: ${f.reason}`, { model, ...f })
     located.fallbacks = selection.fallbacks
-    const bytes = await estimateModelBytes(located.dir, selection.dtype, weightBaseNames(located.config))
+    const bytes = await estimateModelBytes(located.dir, selection.dtype, baseNames)
     for (const victim of this.budget.reserve(key, bytes, model)) {
       this.hooks.log('info', `unloading ${victim.split('\u0000')[0]} to stay within hardware.max_memory`)
       await this.hooks.evict(victim)

@@ -3,6 +3,7 @@ import type { Command } from 'commander'
 import { ValidationError } from '../../errors.js'
 import type { EndpointType } from '../../config/schema.js'
 import { acceleratorFrom } from '../config-option.js'
+import { createProgressReporter } from '../progress-bar.js'
 
 export function registerInfer (program: Command): void {
   program.command('infer')
@@ -18,10 +19,16 @@ export function registerInfer (program: Command): void {
         throw new ValidationError('input is not valid JSON', [{ path: 'input', message: (cause as Error).message }], { cause })
       }
       const acc = acceleratorFrom(command)
+      // Model downloads show a bar on a terminal, a line per file otherwise (stderr: stdout is the result).
+      const progress = createProgressReporter(process.stderr)
       try {
-        const result = await acc.processAsync(model, input, opts.endpointType)
+        const result = await acc.processAsync(model, input, opts.endpointType, {
+          onProgress: event => { progress.onProgress(event as Parameters<typeof progress.onProgress>[0]) }
+        })
+        progress.stop()
         process.stdout.write(JSON.stringify(result) + '\n')
       } finally {
+        progress.stop()
         await acc.stop()
       }
     })
