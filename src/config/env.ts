@@ -11,7 +11,7 @@ import { ipfsSchema, hardwareSchema, performanceSchema, loggingSchema, hubSchema
 export const ENV_PREFIX = 'IPFS_ACCELERATE_'
 
 /** Variables with the prefix that are not config keys. */
-const RESERVED = new Set(['CONFIG', 'TEST'])
+const RESERVED = new Set(['CONFIG', 'HOME', 'TEST'])
 
 export const ENV_SECTIONS = {
   ipfs: Object.keys(ipfsSchema.shape),

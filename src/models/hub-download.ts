@@ -30,9 +30,11 @@ import { pipelineTaskFor, supportedTasks, type ModelConfigJson } from './task-in
 type Transformers = typeof import('@huggingface/transformers')
 type TransformersEnv = Transformers['env']
 
-/** Where models go when neither the model entry nor `hub.cache_dir` says: `~/.cache/ipfs-accelerate/models`. */
-export function defaultModelCacheDir (homeDir: string = homedir()): string {
-  return join(homeDir, '.cache', 'ipfs-accelerate', 'models')
+/** Where models go when neither the model entry nor `hub.cache_dir` says: `$IPFS_ACCELERATE_HOME/models`, else `~/.cache/ipfs-accelerate/models`. */
+export function defaultModelCacheDir (homeDir: string = homedir(), env: Record<string, string | undefined> = process.env): string {
+  // IPFS_ACCELERATE_HOME moves every default folder of the package (see docs/configuration.md).
+  const root = env.IPFS_ACCELERATE_HOME
+  return root !== undefined && root !== '' ? join(root, 'models') : join(homeDir, '.cache', 'ipfs-accelerate', 'models')
 }
 
 /**

@@ -297,7 +297,7 @@ describe('hub download', () => {
 
   describe('cache folders', () => {
     it('prefers the model cache_dir, then hub.cache_dir, then ~/.cache/ipfs-accelerate/models', () => {
-      assert.equal(defaultModelCacheDir('/home/u'), '/home/u/.cache/ipfs-accelerate/models')
+      assert.equal(defaultModelCacheDir('/home/u', {}), '/home/u/.cache/ipfs-accelerate/models')
       assert.equal(resolveModelCacheDir({}, undefined, '/home/u'), '/home/u/.cache/ipfs-accelerate/models')
       assert.equal(resolveModelCacheDir({ hub: { cache_dir: '/data/hub' } }, undefined, '/home/u'), '/data/hub')
       assert.equal(resolveModelCacheDir({ hub: { cache_dir: '/data/hub' } }, { cache_dir: '~/m' }, '/home/u'), '/home/u/m')

@@ -42,6 +42,12 @@ export async function runDemo (acc: IpfsAccelerate, root: string, print: (title:
   print('multimodal (CLIP)', await acc.processAsync(dir('clip'), { pixel_values: clipPixels, candidate_labels: ['a cat', 'a dog', 'a car'] }, 'zero_shot_image_classification'))
   print('audio_transcription (whisper)', await acc.processAsync(dir('whisper'), { input_values: sine(1, 16_000, 440), sampling_rate: 16_000 }, 'audio_transcription'))
   print('audio_transcription (wav2vec2, WAV at 44.1 kHz)', await acc.processAsync(dir('wav2vec2'), { audio: encodeWav(sine(1, 44_100, 440), 44_100) }, 'audio_transcription'))
+  // Content addressing: a model published as one CID runs by that CID; results live in IPFS too.
+  const published = await acc.publishModel(dir('bert'))
+  print('publishModel (bert)', { cid: published.cid, files: published.manifest.files.length, task: published.manifest.task })
+  print(`accelerateInference (ipfs://${published.cid})`, await acc.accelerateInference(`ipfs://${published.cid}`, { input_ids: [101, 2054, 2003, 102] }, true))
+  const cid = await acc.storeToIpfs(new TextEncoder().encode(JSON.stringify({ model: 'bert', result: [0.1, 0.2, 0.3] })))
+  print('storeToIpfs / queryIpfs', { cid, bytes: new TextDecoder().decode(await acc.queryIpfs(cid)) })
 }
 
 export function registerDemo (program: Command): void {
@@ -50,7 +56,8 @@ export function registerDemo (program: Command): void {
     .option('--keep <dir>', 'write the models here and keep them (default: a temporary folder)')
     .action(async (opts: { keep?: string }, command: Command) => {
       const root = opts.keep ?? await mkdtemp(join(tmpdir(), 'ipfs-accelerate-demo-'))
-      const acc = acceleratorFrom(command, { logging: { level: 'WARNING' } })
+      // The demo keeps its IPFS repository and model cache in its own folder unless told otherwise.
+      const acc = acceleratorFrom(command, { logging: { level: 'WARNING' }, ipfs: { repo: join(root, 'ipfs') }, hub: { cache_dir: join(root, 'cache') } })
       try {
         await runDemo(acc, root, (title, value) => {
           process.stdout.write(`\n== ${title}\n${JSON.stringify(brief(value), null, 2)}\n`)

@@ -17,6 +17,8 @@ import type { TaskHandler, LoadedModel } from './task-handler.js'
 interface AudioRequest {
   samples: Float32Array
   maxNewTokens?: number
+  /** Whisper: the spoken language (`en`, `english`, ...); detected by the model when missing. */
+  language?: string
 }
 
 const KEYS = ['input_values', 'sampling_rate', 'audio', 'max_new_tokens', 'language'] as const
@@ -55,7 +57,10 @@ export class AudioTranscriptionTask implements TaskHandler<AudioRequest> {
         throw ValidationError.field('input_values', `holds ${(samples.length / rate).toFixed(1)} s of audio; ${m.id} reads at most ${limit / rate} s per request`)
       }
     }
-    return { value: { samples, maxNewTokens: optionalInt(obj.max_new_tokens, 'max_new_tokens', 1, 448) }, rows: 1 }
+    if (obj.language !== undefined && (typeof obj.language !== 'string' || obj.language.length === 0)) {
+      throw ValidationError.field('language', 'expected a language code or name such as "en"')
+    }
+    return { value: { samples, maxNewTokens: optionalInt(obj.max_new_tokens, 'max_new_tokens', 1, 448), language: obj.language as string | undefined }, rows: 1 }
   }
 
   async run (m: LoadedModel, items: AudioRequest[]): Promise<Array<Record<string, unknown>>> {
@@ -69,7 +74,8 @@ export class AudioTranscriptionTask implements TaskHandler<AudioRequest> {
     const maxTarget = m.config.max_target_positions ?? 448
     const sequences = await m.model.generate({
       input_features: features,
-      max_new_tokens: Math.min(item.maxNewTokens ?? 128, maxTarget - 4)
+      max_new_tokens: Math.min(item.maxNewTokens ?? 128, maxTarget - 4),
+      ...(item.language !== undefined && m.config.is_multilingual !== false ? { language: item.language, task: 'transcribe' } : {})
     }) as Tensor
     const ids = Array.from(sequences.data as BigInt64Array, Number)
     const text = m.tokenizer.decode(ids, { skip_special_tokens: true }).trim()
