@@ -1,0 +1,48 @@
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+const cli = (...args: string[]): ReturnType<typeof spawnSync> =>
+  spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8', timeout: 120_000 })
+
+describe('ipfs-accelerate models tiny', () => {
+  it('writes a model with the requested sizes, and the same bytes twice', () => {
+    const root = mkdtempSync(join(tmpdir(), 'ia-cli-tiny-'))
+    try {
+      const a = cli('models', 'tiny', 'bert', join(root, 'a'), '--hidden-size', '64', '--layers', '3', '--heads', '4', '--positions', '256', '--vocab', '2048')
+      assert.equal(a.status, 0, String(a.stderr))
+      const info = JSON.parse(String(a.stdout))
+      assert.equal(info.family, 'bert')
+      const config = JSON.parse(readFileSync(join(root, 'a', 'config.json'), 'utf8'))
+      assert.equal(config.hidden_size, 64)
+      assert.equal(config.num_hidden_layers, 3)
+      assert.equal(config.max_position_embeddings, 256)
+      assert.equal(config.vocab_size, 2048)
+      const b = cli('models', 'tiny', 'bert', join(root, 'b'), '--hidden-size', '64', '--layers', '3', '--heads', '4', '--positions', '256', '--vocab', '2048')
+      assert.equal(b.status, 0)
+      assert.deepEqual(readFileSync(join(root, 'b', 'onnx', 'model.onnx')), readFileSync(join(root, 'a', 'onnx', 'model.onnx')))
+    } finally {
+      rmSync(root, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses an unknown family and impossible sizes with exit code 2, writing nothing', () => {
+    const root = mkdtempSync(join(tmpdir(), 'ia-cli-tiny-'))
+    try {
+      const family = cli('models', 'tiny', 'llama', join(root, 'x'))
+      assert.equal(family.status, 2)
+      assert.match(String(family.stderr), /ValidationError: family/)
+      const heads = cli('models', 'tiny', 'bert', join(root, 'y'), '--hidden-size', '30', '--heads', '4')
+      assert.equal(heads.status, 2)
+      assert.match(String(heads.stderr), /hiddenSize/)
+      assert.equal(existsSync(join(root, 'y', 'onnx')), false)
+      const notNumber = cli('models', 'tiny', 'bert', join(root, 'z'), '--layers', 'many')
+      assert.notEqual(notNumber.status, 0)
+    } finally {
+      rmSync(root, { recursive: true, force: true })
+    }
+  })
+})
