@@ -8,6 +8,7 @@ import { registerDemo } from './commands/demo.js'
 import { registerModels } from './commands/models.js'
 import { registerHardware } from './commands/hardware.js'
 import { registerInfer } from './commands/infer.js'
+import { registerIpfs } from './commands/ipfs.js'
 import { reportError } from './report-error.js'
 
 const program = new Command()
@@ -20,6 +21,7 @@ registerDemo(program)
 registerModels(program)
 registerHardware(program)
 registerInfer(program)
+registerIpfs(program)
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.exitCode = reportError(err)

@@ -37,6 +37,14 @@ export interface ContentStore {
   has?(cid: CID, options?: AbortOptions): Promise<boolean>
   pin?(cid: CID, options?: AbortOptions): Promise<void>
   unpin?(cid: CID, options?: AbortOptions): Promise<void>
+  /** One raw block, verified against its CID. */
+  getBlock?(cid: CID, options?: AbortOptions): Promise<Uint8Array>
+  /** The CID at `path` (`a/b.txt`) below the directory `cid`. NotFoundError when a name is missing. */
+  resolve?(cid: CID, path: string, options?: AbortOptions): Promise<CID>
+  /** Imports a folder as a UnixFS directory (model packs); returns its CID. */
+  addDirectory?(folder: string, options?: PutOptions): Promise<CID>
+  /** Removes unpinned blocks. */
+  gc?(options?: AbortOptions): Promise<{ removed: number }>
   start?(): Promise<void>
   stop?(): Promise<void>
 }

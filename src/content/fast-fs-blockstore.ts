@@ -23,6 +23,8 @@ export interface FastFsBlockstoreInit {
   verifyOnRead?: boolean
   /** Concurrency of putMany/getMany/deleteMany (default 16). */
   concurrency?: number
+  /** Runs first when the store opens (HeliaStore takes the repository lock there). */
+  prepare?: () => Promise<void>
 }
 
 const EXTENSION = '.data'
@@ -41,11 +43,33 @@ export class FastFsBlockstore implements Blockstore {
   private readonly concurrency: number
   private readonly knownDirs = new Set<string>()
   private readonly writing = new Map<string, Promise<void>>()
+  private readonly prepare: (() => Promise<void>) | undefined
+  private opening: Promise<void> | undefined
+  private opened = false
+  private closed = false
 
   constructor (location: string, init: FastFsBlockstoreInit = {}) {
     this.path = path.resolve(location)
     this.verifyOnRead = init.verifyOnRead ?? true
     this.concurrency = init.concurrency ?? 16
+    this.prepare = init.prepare
+  }
+
+  /** Opens the store (once); every other method opens it on first use. */
+  async open (): Promise<void> {
+    if (this.closed) throw new Error(`FastFsBlockstore ${this.path} is closed`)
+    this.opening ??= this.load()
+    try {
+      await this.opening
+      this.opened = true
+    } catch (err) {
+      this.opening = undefined
+      throw err
+    }
+  }
+
+  private async ready (): Promise<void> {
+    if (!this.opened) await this.open()
   }
 
   /**
@@ -53,7 +77,8 @@ export class FastFsBlockstore implements Blockstore {
    * character of a 34-byte multihash carries 2 bits: A, I, Q or Y). Creating them up front, once, matters
    * on ext4: a file written into a folder created just before it was measured 10x slower to write.
    */
-  async open (): Promise<void> {
+  private async load (): Promise<void> {
+    await this.prepare?.()
     await fs.mkdir(this.path, { recursive: true })
     const present = new Set(await fs.readdir(this.path))
     const missing: string[] = []
@@ -67,6 +92,8 @@ export class FastFsBlockstore implements Blockstore {
   }
 
   async close (): Promise<void> {
+    this.closed = true
+    await this.opening?.catch(() => {})
     await Promise.allSettled(this.writing.values())
   }
 
@@ -75,6 +102,16 @@ export class FastFsBlockstore implements Blockstore {
     const name = base32upper.encoder.encode(cid.multihash.bytes)
     const dir = path.join(this.path, name.substring(name.length - PREFIX_LENGTH))
     return { dir, file: path.join(dir, name + EXTENSION) }
+  }
+
+  /** Where a block's bytes are (for tools and tests), or undefined. */
+  async where (cid: CID): Promise<{ file: string, offset: number, length: number } | undefined> {
+    const { file } = this.locate(cid)
+    try {
+      return { file, offset: 0, length: (await fs.stat(file)).size }
+    } catch {
+      return undefined
+    }
   }
 
   /** Stores one block. The caller vouches that `bytes` match `cid` (the importer hashed them). */
@@ -87,6 +124,7 @@ export class FastFsBlockstore implements Blockstore {
 
   /** Same as put with a Uint8Array, without the generality. */
   async putBlock (cid: CID, block: Uint8Array): Promise<void> {
+    await this.ready()
     const { dir, file } = this.locate(cid)
     const inFlight = this.writing.get(file)
     if (inFlight !== undefined) return await inFlight
@@ -126,6 +164,7 @@ export class FastFsBlockstore implements Blockstore {
   /** One whole block, verified unless `verifyOnRead` is false. NotFoundError when absent. */
   async getBlock (cid: CID, options?: AbortOptions): Promise<Uint8Array> {
     throwIfAborted(options?.signal, 'get')
+    await this.ready()
     const { file } = this.locate(cid)
     const inFlight = this.writing.get(file)
     if (inFlight !== undefined) await inFlight
@@ -156,6 +195,7 @@ export class FastFsBlockstore implements Blockstore {
 
   async has (cid: CID, options?: AbortOptions): Promise<boolean> {
     throwIfAborted(options?.signal, 'has')
+    await this.ready()
     const { file } = this.locate(cid)
     if (this.writing.has(file)) return true
     try {
@@ -168,6 +208,7 @@ export class FastFsBlockstore implements Blockstore {
 
   async delete (cid: CID, options?: AbortOptions): Promise<void> {
     throwIfAborted(options?.signal, 'delete')
+    await this.ready()
     const { file } = this.locate(cid)
     try {
       await fs.unlink(file)
@@ -197,6 +238,7 @@ export class FastFsBlockstore implements Blockstore {
 
   /** Every stored block's key and file, without reading the blocks. */
   async * list (options?: AbortOptions): AsyncGenerator<{ cid: CID, file: string }> {
+    await this.ready()
     let shards: string[]
     try {
       shards = await fs.readdir(this.path)

@@ -8,11 +8,11 @@
  * `probeLocalGateway()` tells whether a gateway answers on localhost (`enable_local_gateway`).
  */
 import type { CID } from 'multiformats/cid'
-import { ContentVerificationError, NotFoundError, ValidationError } from '../errors.js'
+import { AccelerateError, ContentVerificationError, IpfsConnectionError, NotFoundError, ValidationError } from '../errors.js'
 import { silentLogger, type Logger } from '../logging/logger.js'
 import type { AbortOptions, ContentStore, ProgressOptions } from './content-store.js'
 import { identityBytes, verifyBlock } from './cid.js'
-import { collectBytes, throwIfAborted } from './async-utils.js'
+import { abortReason, collectBytes, throwIfAborted } from './async-utils.js'
 import { readUnixfsFile, resolveIpfsPath, statUnixfs, type BlockGetter, type ReadFileOptions } from './unixfs-reader.js'
 import { resolveNetwork, withRetry, type NetworkInit, type ResolvedNetwork } from './retry.js'
 
@@ -109,7 +109,12 @@ export class GatewayStore implements ContentStore {
       }
       return new Uint8Array(await res.arrayBuffer())
     })
-    verifyBlock(cid, bytes, `${this.name} ${this.url}`)
+    try {
+      verifyBlock(cid, bytes, `${this.name} ${this.url}`)
+    } catch (err) {
+      this.log.warn({ cid: cid.toString(), url: this.url }, 'gateway sent a block that does not match its CID')
+      throw err
+    }
     await this.cache?.putBlock(cid, bytes)
     return bytes
   }
@@ -198,6 +203,11 @@ export class GatewayStore implements ContentStore {
       }
       // readAhead 1: blocks are asked for in exactly the CAR's depth-first order
       yield * readUnixfsFile(cid, next, { ...options, readAhead: 1 })
+    } catch (err) {
+      if (err instanceof AccelerateError) throw err
+      if (options.signal?.aborted === true) throw abortReason(options.signal, 'cat')
+      // the stream broke (connection reset, truncated or malformed CAR)
+      throw new IpfsConnectionError(`GET ${url}: the CAR stream from ${this.name} at ${this.url} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err, context: { store: this.name, target: this.url, cid: cid.toString() } })
     } finally {
       controller.abort()
     }

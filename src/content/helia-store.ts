@@ -2,35 +2,38 @@
  * The embedded content store: a light Helia node (no libp2p, so it contacts nothing) over a filesystem
  * repository that survives restarts:
  *
- *   <repo>/blocks     blocks, blockstore-fs layout (FastFsBlockstore)
+ *   <repo>/packs      blocks in pack files + index (PackBlockstore; the default for a new repository), or
+ *   <repo>/blocks     blocks in blockstore-fs's layout, a file each (FastFsBlockstore; `layout: 'fs'`)
  *   <repo>/datastore  Helia's datastore (pins, version): one append-only journal (JournalDatastore)
  *
  * Imports reproduce Kubo's CIDs (see unixfs-layout.ts) and write blocks straight into the blockstore;
- * reads verify every block against its CID. Helia itself (~0.9 s to import) is loaded lazily, the first
- * time something needs it (pins, gc, `node`): reading and writing blocks do not.
+ * reads verify every block against its CID. Helia is loaded lazily, the first time something needs it
+ * (pins, gc, `node`); reading and writing blocks do not. One store per repository at a time
+ * (`<repo>/repo.lock`, see repo-lock.ts).
  *
  * Networking (a later issue): pass `init.network`, a function that receives the light Helia node before
  * it starts and returns it extended (e.g. `helia => withBitswap(withLibp2pLight(helia, {...}))`).
  */
-import type { Dirent } from 'node:fs'
 import fs from 'node:fs/promises'
 import { homedir } from 'node:os'
 import path from 'node:path'
 import * as dagPb from '@ipld/dag-pb'
-import type { Helia } from 'helia'
+import type { Helia, HeliaInit } from 'helia'
 import type { GraphWalkerFactory } from '@helia/interface'
 import type { CID } from 'multiformats/cid'
 import { AbortError, NotFoundError, ValidationError } from '../errors.js'
 import { silentLogger, type Logger } from '../logging/logger.js'
 import type { AbortOptions, ContentStore, ProgressOptions, PutOptions } from './content-store.js'
 import { DAG_PB_CODE, RAW_CODE, assertSupportedCid, identityBytes, verifyBlock } from './cid.js'
-import { FastFsBlockstore } from './fast-fs-blockstore.js'
+import { createLocalBlockstore, detectLayout, type BlockstoreLayout, type LocalBlockstore } from './local-blockstore.js'
 import { collectBytes, throwIfAborted } from './async-utils.js'
 import { RwLock } from './rw-lock.js'
 import { JournalDatastore } from './journal-datastore.js'
-import { KUBO_CHUNK_SIZE, allocateChunk, kuboImporterOptions, type CidVersion } from './unixfs-layout.js'
+import { ChunkPool, kuboImporterOptions, type CidVersion } from './unixfs-layout.js'
+import { WRITE_BEHIND_BLOCKS, WriteBehind, linksOf, listFolder, readFileChunks } from './import-io.js'
 import { readUnixfsFile, resolveIpfsPath, statUnixfs, type ReadFileOptions, type UnixfsEntryType } from './unixfs-reader.js'
 import { installPromiseWithResolvers } from './polyfills.js'
+import { lockRepo } from './repo-lock.js'
 
 /** Environment variable naming the data folder; the repository is its `ipfs` subfolder. */
 export const HOME_ENV = 'IPFS_ACCELERATE_HOME'
@@ -55,6 +58,11 @@ export interface HeliaStoreInit {
   cidVersion?: CidVersion
   /** Verify blocks read from disk against their CID (default true). */
   verifyOnRead?: boolean
+  /**
+   * Block layout of a new repository: 'pack' (default, fast) or 'fs' (blockstore-fs's, a file per
+   * block). An existing repository keeps its own.
+   */
+  layout?: BlockstoreLayout
   /** Blocks read ahead of the consumer per DAG level while catting (default 8). */
   readAhead?: number
   logger?: Logger
@@ -70,6 +78,8 @@ export interface AddDirectoryOptions extends ProgressOptions {
 export interface GcResult {
   /** Blocks removed. */
   removed: number
+  /** Disk space given back (pack layout; 0 for 'fs', where removing a block frees its file). */
+  reclaimedBytes: number
 }
 
 export interface StatResult {
@@ -127,7 +137,9 @@ export class HeliaStore implements ContentStore {
   readonly name = 'helia'
   /** Absolute repository folder. */
   readonly repo: string
-  private readonly blocks: FastFsBlockstore
+  private readonly blocks: LocalBlockstore
+  /** The block layout in use ('pack' or 'fs'). */
+  readonly layout: BlockstoreLayout
   private readonly cidVersion: CidVersion
   private readonly readAhead: number | undefined
   private readonly log: Logger
@@ -137,20 +149,34 @@ export class HeliaStore implements ContentStore {
   private starting: Promise<Helia> | undefined
   private helia: Helia | undefined
   private datastore: JournalDatastore | undefined
+  private unlock: (() => Promise<void>) | undefined
   private stopped = false
 
   constructor (init: HeliaStoreInit = {}) {
     this.repo = path.resolve(expandHome(init.repo ?? defaultRepoPath()))
-    this.blocks = new FastFsBlockstore(path.join(this.repo, 'blocks'), { verifyOnRead: init.verifyOnRead ?? true })
+    this.layout = detectLayout(this.repo) ?? init.layout ?? 'pack'
+    this.blocks = createLocalBlockstore(this.repo, this.layout, {
+      verifyOnRead: init.verifyOnRead ?? true,
+      // whoever opens the blockstore first (this store, or a user of `blockstore`) takes the repository lock
+      prepare: async () => { this.unlock = await lockRepo(this.repo) }
+    })
     this.cidVersion = init.cidVersion ?? 0
     this.readAhead = init.readAhead
     this.log = (init.logger ?? silentLogger()).child({ ns: 'ipfs-accelerate:content:helia' })
     this.network = init.network
   }
 
-  /** The blockstore (interface-blockstore), for the HTTP gateway and Kubo RPC routes. */
-  get blockstore (): FastFsBlockstore {
+  /**
+   * The blockstore (interface-blockstore), for the HTTP gateway and Kubo RPC routes and as the cache of
+   * the network stores. Usable at once (it opens itself on first use).
+   */
+  get blockstore (): LocalBlockstore {
     return this.blocks
+  }
+
+  /** Opens the repository without starting Helia (reads and writes need no more). */
+  async open (): Promise<void> {
+    await this.ensureOpen()
   }
 
   /** The Helia node, once started (`await store.start()` first); for the networking layer. */
@@ -177,7 +203,10 @@ export class HeliaStore implements ContentStore {
       }
       await this.datastore?.close()
       this.datastore = undefined
+      await this.opening?.catch(() => {})
       await this.blocks.close()
+      await this.unlock?.()
+      this.unlock = undefined
     } finally {
       release()
     }
@@ -188,10 +217,16 @@ export class HeliaStore implements ContentStore {
     if (this.stopped) throw new AbortError('HeliaStore is stopped', { context: { repo: this.repo } })
   }
 
-  private async ensureOpen (): Promise<void> {
+  private async ensureOpen (): Promise<LocalBlockstore> {
     this.assertRunning()
     this.opening ??= this.blocks.open()
-    await this.opening
+    try {
+      await this.opening
+    } catch (err) {
+      this.opening = undefined
+      throw err
+    }
+    return this.blocks
   }
 
   private async ensureHelia (): Promise<Helia> {
@@ -207,11 +242,11 @@ export class HeliaStore implements ContentStore {
 
   private async createHelia (): Promise<Helia> {
     installPromiseWithResolvers()
-    const { createHeliaLight } = await import('helia')
+    const createHeliaLight = await loadHeliaLight()
     const datastore = new JournalDatastore(path.join(this.repo, 'datastore'))
     await datastore.open()
     this.datastore = datastore
-    let helia = createHeliaLight({ blockstore: this.blocks, datastore })
+    let helia = createHeliaLight({ blockstore: await this.ensureOpen(), datastore })
     if (this.network !== undefined) helia = await this.network(helia)
     await helia.start()
     this.helia = helia
@@ -223,8 +258,8 @@ export class HeliaStore implements ContentStore {
   async getBlock (cid: CID, options: AbortOptions = {}): Promise<Uint8Array> {
     const inline = identityBytes(cid)
     if (inline !== undefined) return inline
-    await this.ensureOpen()
-    return await this.blocks.getBlock(cid, options)
+    const blocks = await this.ensureOpen()
+    return await blocks.getBlock(cid, options)
   }
 
   /** Stores one block after checking it matches `cid` (for `block/put`). */
@@ -232,10 +267,10 @@ export class HeliaStore implements ContentStore {
     assertSupportedCid(cid)
     verifyBlock(cid, bytes, 'block/put')
     if (identityBytes(cid) !== undefined) return cid
-    await this.ensureOpen()
+    const blocks = await this.ensureOpen()
     const release = await this.lock.read()
     try {
-      await this.blocks.putBlock(cid, bytes)
+      await blocks.putBlock(cid, bytes)
       if (options.pin === true) await this.pinUnlocked(cid, new Map([[cid.toString(), cid.code === DAG_PB_CODE ? linksOf(bytes) : []]]), options)
     } finally {
       release()
@@ -245,8 +280,8 @@ export class HeliaStore implements ContentStore {
 
   async has (cid: CID, options: AbortOptions = {}): Promise<boolean> {
     if (identityBytes(cid) !== undefined) return true
-    await this.ensureOpen()
-    return await this.blocks.has(cid, options)
+    const blocks = await this.ensureOpen()
+    return await blocks.has(cid, options)
   }
 
   cat (cid: CID, options: ReadFileOptions = {}): AsyncIterable<Uint8Array> {
@@ -278,8 +313,7 @@ export class HeliaStore implements ContentStore {
     if (!isByteSource(bytes)) throw ValidationError.field('content', 'expected a Uint8Array or an (async) iterable of Uint8Array')
     const total = bytes instanceof Uint8Array ? bytes.byteLength : undefined
     const content = this.trackSource(bytes, options, total)
-    const root = await this.importCandidates([{ path: '', content }], false, options)
-    return root
+    return await this.importCandidates([{ path: '', content }], false, options, new ChunkPool())
   }
 
   /** Adds a file from disk, streamed (read straight into chunk buffers, a few reads ahead). */
@@ -288,8 +322,9 @@ export class HeliaStore implements ContentStore {
       throw ValidationError.field('file', `${file} cannot be read: ${(cause as Error).message}`, { file })
     })
     if (!stat.isFile()) throw ValidationError.field('file', `${file} is not a regular file`, { file })
-    const content = this.trackSource(readFileChunks(file), options, stat.size)
-    return await this.importCandidates([{ path: '', content }], false, options)
+    const pool = new ChunkPool()
+    const content = this.trackSource(readFileChunks(file, pool), options, stat.size)
+    return await this.importCandidates([{ path: '', content }], false, options, pool)
   }
 
   /**
@@ -306,13 +341,14 @@ export class HeliaStore implements ContentStore {
     const entries = await listFolder(root, options.signal)
     const total = entries.reduce((n, e) => n + (e.size ?? 0), 0)
     let done = 0
+    const pool = new ChunkPool()
     const candidates: ImportCandidate[] = entries.map(e => {
       if (e.size === undefined) return { path: e.relative }
       const file = path.join(root, e.relative)
       return {
         path: e.relative,
         content: (async function * () {
-          for await (const chunk of readFileChunks(file)) {
+          for await (const chunk of readFileChunks(file, pool)) {
             throwIfAborted(options.signal, 'addDirectory')
             done += chunk.byteLength
             options.onProgress?.({ bytes: done, total })
@@ -321,7 +357,7 @@ export class HeliaStore implements ContentStore {
         })()
       }
     })
-    return await this.importCandidates(candidates, true, options)
+    return await this.importCandidates(candidates, true, options, pool)
   }
 
   private trackSource (source: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: ProgressOptions, total: number | undefined): AsyncIterable<Uint8Array> {
@@ -341,14 +377,14 @@ export class HeliaStore implements ContentStore {
     })()
   }
 
-  private async importCandidates (candidates: ImportCandidate[], directory: boolean, options: PutOptions): Promise<CID> {
-    await this.ensureOpen()
+  private async importCandidates (candidates: ImportCandidate[], directory: boolean, options: PutOptions, pool: ChunkPool): Promise<CID> {
+    const blocks = await this.ensureOpen()
     const pin = options.pin ?? true
     const cidVersion = options.cidVersion ?? this.cidVersion
     if (cidVersion !== 0 && cidVersion !== 1) throw ValidationError.field('cidVersion', 'must be 0 or 1')
     const { importer } = await import('ipfs-unixfs-importer')
     const recorded = new Map<string, CID[]>()
-    const writes = new WriteBehind(this.blocks, WRITE_BEHIND_BLOCKS)
+    const writes = new WriteBehind(blocks, WRITE_BEHIND_BLOCKS, pool)
     const signal = options.signal
     const sink = {
       async put (cid: CID, bytes: Uint8Array) {
@@ -361,7 +397,7 @@ export class HeliaStore implements ContentStore {
     const release = await this.lock.read()
     try {
       let root: CID | undefined
-      const importOptions = { ...kuboImporterOptions(cidVersion), wrapWithDirectory: directory }
+      const importOptions = { ...kuboImporterOptions(cidVersion, pool), wrapWithDirectory: directory }
       // eslint-disable-next-line @typescript-eslint/consistent-type-assertions
       const entries = importer(directory && candidates.length === 0 ? [{ path: '' }] : candidates, sink as any, importOptions)
       try {
@@ -428,137 +464,45 @@ export class HeliaStore implements ContentStore {
     for await (const pin of helia.pins.ls({ signal: options.signal })) yield pin.cid
   }
 
-  /** Deletes every block no pin holds. Waits for imports in progress to finish (and pin) first. */
+  /**
+   * Deletes every block no pin holds, then reclaims their space (pack layout). Waits for imports in
+   * progress to finish (and pin) first.
+   */
   async gc (options: AbortOptions = {}): Promise<GcResult> {
     const helia = await this.ensureHelia()
+    const blocks = await this.ensureOpen()
     const release = await this.lock.write()
     let removed = 0
+    let reclaimedBytes = 0
     try {
       await helia.gc({
         signal: options.signal,
         onProgress: (event: { type: string }) => { if (event.type === 'helia:gc:deleted') removed++ }
       })
+      if (blocks.compact !== undefined) reclaimedBytes = (await blocks.compact(options)).reclaimedBytes
     } finally {
       release()
     }
-    this.log.debug({ removed }, 'gc')
-    return { removed }
+    this.log.debug({ removed, reclaimedBytes }, 'gc')
+    return { removed, reclaimedBytes }
   }
-}
-
-/** Blocks an import may have waiting to be written (the hashing runs ahead of the disk by this much). */
-const WRITE_BEHIND_BLOCKS = 32
-/** Chunk reads in flight while adding a file from disk. */
-const FILE_READ_AHEAD = 4
-
-function linksOf (bytes: Uint8Array): CID[] {
-  return dagPb.decode(bytes).Links.map(l => l.Hash)
 }
 
 /**
- * Lets an import hash the next blocks while earlier ones are still being written: `put` returns as
- * soon as the write is queued, unless `limit` writes are already in flight. `flush` waits for all and
- * rethrows the first failure.
+ * Helia's light-node factory. `import('helia')` costs 1-2 s here because its index pulls in bitswap,
+ * libp2p, HTTP and more; the Helia class itself (what `createHeliaLight` wraps) loads in ~0.3 s. Import
+ * that module by file URL next to helia's entry point, and fall back to the package entry point if a
+ * release moves it.
  */
-class WriteBehind {
-  private readonly inFlight = new Set<Promise<void>>()
-  private failure: unknown
-
-  constructor (private readonly blocks: FastFsBlockstore, private readonly limit: number) {}
-
-  async put (cid: CID, bytes: Uint8Array): Promise<void> {
-    if (this.failure !== undefined) throw this.failure
-    const write: Promise<void> = this.blocks.putBlock(cid, bytes)
-      .catch((err: unknown) => { this.failure ??= err })
-      .finally(() => { this.inFlight.delete(write) })
-    this.inFlight.add(write)
-    while (this.inFlight.size >= this.limit) await Promise.race(this.inFlight)
-    if (this.failure !== undefined) throw this.failure
-  }
-
-  /** Waits for every write, successful or not. */
-  async settle (): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight])
-  }
-
-  async flush (): Promise<void> {
-    await this.settle()
-    if (this.failure !== undefined) throw this.failure
-  }
-}
-
-/** A file's bytes in KUBO_CHUNK_SIZE pieces read straight into chunk buffers (no copy), a few reads ahead. */
-async function * readFileChunks (file: string): AsyncGenerator<Uint8Array> {
-  const handle = await fs.open(file, 'r')
+async function loadHeliaLight (): Promise<(init: HeliaInit) => Helia> {
   try {
-    const { size } = await handle.stat()
-    const reads: Array<Promise<Uint8Array>> = []
-    let position = 0
-    const next = (): void => {
-      if (position >= size) return
-      const length = Math.min(KUBO_CHUNK_SIZE, size - position)
-      const chunk = allocateChunk(length)
-      const at = position
-      position += length
-      const read = (async () => {
-        let got = 0
-        while (got < length) {
-          const { bytesRead } = await handle.read(chunk, got, length - got, at + got)
-          if (bytesRead === 0) throw new ValidationError(`${file} shrank while it was being added`, [{ path: 'file', message: 'changed during add' }], { context: { file } })
-          got += bytesRead
-        }
-        return chunk
-      })()
-      read.catch(() => {})
-      reads.push(read)
-    }
-    for (let i = 0; i < FILE_READ_AHEAD; i++) next()
-    try {
-      while (reads.length > 0) {
-        const chunk = await (reads.shift() as Promise<Uint8Array>)
-        next()
-        yield chunk
-      }
-    } finally {
-      await Promise.allSettled(reads)
-    }
-  } finally {
-    await handle.close()
+    const url = new URL('./helia.js', import.meta.resolve('helia'))
+    const mod = await import(url.href) as { Helia?: new (init: HeliaInit & { name: string, version: string }) => Helia }
+    const HeliaClass = mod.Helia
+    if (typeof HeliaClass === 'function') return (init) => new HeliaClass({ name: 'helia', version: 'light', ...init })
+  } catch {
+    // fall through to the public entry point
   }
-}
-
-interface FolderEntry {
-  relative: string
-  /** Undefined for directories. */
-  size?: number
-}
-
-/** Lists a folder recursively (files and empty-or-not directories), refusing links and special files. */
-async function listFolder (root: string, signal?: AbortSignal): Promise<FolderEntry[]> {
-  const out: FolderEntry[] = []
-  async function visit (dir: string): Promise<void> {
-    throwIfAborted(signal, 'addDirectory')
-    const children: Dirent[] = await fs.readdir(dir, { withFileTypes: true })
-    children.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-    for (const child of children) {
-      const full = path.join(dir, child.name)
-      const relative = path.relative(root, full)
-      if (relative === '' || relative.startsWith('..') || path.isAbsolute(relative) || child.name.includes('/') || child.name === '.' || child.name === '..') {
-        throw ValidationError.field('folder', `${full} escapes ${root}`, { file: full })
-      }
-      const posix = relative.split(path.sep).join('/')
-      if (child.isSymbolicLink()) throw ValidationError.field('folder', `${full} is a symbolic link (refused)`, { file: full })
-      if (child.isDirectory()) {
-        out.push({ relative: posix })
-        await visit(full)
-      } else if (child.isFile()) {
-        const stat = await fs.lstat(full)
-        out.push({ relative: posix, size: stat.size })
-      } else {
-        throw ValidationError.field('folder', `${full} is not a regular file or directory (refused)`, { file: full })
-      }
-    }
-  }
-  await visit(root)
-  return out
+  const { createHeliaLight } = await import('helia')
+  return createHeliaLight
 }

@@ -92,7 +92,12 @@ export class KuboStore implements ContentStore {
         throw this.translate(err, cid)
       }
     })
-    verifyBlock(cid, bytes, `${this.name} ${this.url}`)
+    try {
+      verifyBlock(cid, bytes, `${this.name} ${this.url}`)
+    } catch (err) {
+      this.log.warn({ cid: cid.toString(), url: this.url }, 'Kubo sent a block that does not match its CID')
+      throw err
+    }
     await this.cache?.putBlock(cid, bytes)
     return bytes
   }

@@ -7,7 +7,7 @@
  * - TimeoutError: the last attempt ran past its deadline,
  * - IpfsConnectionError: anything else (refused, reset, 5xx), with `context.attempts`.
  */
-import { AbortError, ContentVerificationError, IpfsConnectionError, NotFoundError, TimeoutError, ValidationError } from '../errors.js'
+import { ContentVerificationError, IpfsConnectionError, NotFoundError, TimeoutError, ValidationError } from '../errors.js'
 import { abortReason, sleep } from './async-utils.js'
 import { DEFAULT_IPFS_RETRY_COUNT, DEFAULT_IPFS_TIMEOUT_S } from '../config/defaults.js'
 
@@ -85,9 +85,4 @@ export async function withRetry<T> (what: string, where: { store: string, target
   if (timedOut) throw new TimeoutError(`${what}: ${where.store} at ${where.target} did not answer within ${net.timeoutMs} ms (${tries})`, { context })
   const last = attempts.at(-1)
   throw new IpfsConnectionError(`${what}: ${where.store} at ${where.target} failed after ${tries}: ${last?.message ?? 'unknown error'}`, { context })
-}
-
-/** For stores: whether an error means the caller aborted (so nothing else should be tried). */
-export function isCallerAbort (err: unknown): boolean {
-  return err instanceof AbortError
 }

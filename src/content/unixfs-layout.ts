@@ -36,13 +36,63 @@ const TRAILER_RESERVE = 11
 /** Chunks whose buffer has HEADER_RESERVE/TRAILER_RESERVE bytes around them, free to overwrite. */
 const reserved = new WeakSet<Uint8Array>()
 
-/** A fresh chunk buffer of `size` bytes with room around it for an in-place CIDv0 leaf. */
+/** Size of the buffers a ChunkPool hands out: one chunk plus the room around it. */
+const POOLED_BYTES = HEADER_RESERVE + KUBO_CHUNK_SIZE + TRAILER_RESERVE
+
+/**
+ * Chunk buffers for one import, reused once their block is written (`release`): a 256 MiB add then
+ * touches a few MiB of fresh memory instead of 256 MiB (fresh pages cost page faults and GC work).
+ */
+export class ChunkPool {
+  private readonly free: ArrayBuffer[] = []
+  private readonly mine = new WeakSet<ArrayBufferLike>()
+  private readonly freed = new WeakSet<ArrayBufferLike>()
+
+  constructor (private readonly keep = 64) {}
+
+  /** A chunk buffer of `size` bytes with room around it for an in-place CIDv0 leaf. */
+  allocate (size: number): Uint8Array {
+    let buffer: ArrayBuffer
+    if (size <= KUBO_CHUNK_SIZE) {
+      const reused = this.free.pop()
+      if (reused !== undefined) {
+        this.freed.delete(reused)
+        buffer = reused
+      } else {
+        buffer = new ArrayBuffer(POOLED_BYTES)
+        this.mine.add(buffer)
+      }
+    } else {
+      buffer = new ArrayBuffer(HEADER_RESERVE + size + TRAILER_RESERVE)
+    }
+    const chunk = new Uint8Array(buffer, HEADER_RESERVE, size)
+    reserved.add(chunk)
+    return chunk
+  }
+
+  /** Takes back the buffer under `bytes` (a chunk or the leaf built around it) once nothing reads it. */
+  release (bytes: Uint8Array): void {
+    const buffer = bytes.buffer
+    if (!this.mine.has(buffer) || this.freed.has(buffer) || this.free.length >= this.keep) return
+    this.freed.add(buffer)
+    this.free.push(buffer as ArrayBuffer)
+  }
+}
+
+/** A chunk buffer of `size` bytes with room around it for an in-place CIDv0 leaf (not pooled). */
 export function allocateChunk (size: number): Uint8Array {
-  const backing = new Uint8Array(HEADER_RESERVE + size + TRAILER_RESERVE)
-  const chunk = backing.subarray(HEADER_RESERVE, HEADER_RESERVE + size)
+  const chunk = new Uint8Array(new ArrayBuffer(HEADER_RESERVE + size + TRAILER_RESERVE), HEADER_RESERVE, size)
   reserved.add(chunk)
   return chunk
 }
+
+/**
+ * Zeros whose only use is their length: the importer reads a leaf's `unixfs.data` for its length alone
+ * (block sizes of the parent), so leaves carry a view of this instead of their chunk, which lets the
+ * chunk's buffer be reused as soon as the block is written. (It would only matter if a file had mtime or
+ * mode, which these options never set.)
+ */
+const LENGTH_ONLY = new Uint8Array(KUBO_CHUNK_SIZE)
 
 function varintLength (n: number): number {
   let len = 1
@@ -101,8 +151,9 @@ function sha256Cid (version: CidVersion, code: number, block: Uint8Array): CID {
   return version === 0 ? CID.createV0(digest) : CID.createV1(code, digest)
 }
 
-/** Fixed-size chunks of `chunkSize`, cut into `allocateChunk` buffers; aligned input passes through. */
-export function kuboChunker (chunkSize = KUBO_CHUNK_SIZE, passThrough: (piece: Uint8Array) => boolean = () => false): Chunker {
+/** Fixed-size chunks of `chunkSize`, cut into pool buffers; aligned input passes through. */
+export function kuboChunker (chunkSize = KUBO_CHUNK_SIZE, passThrough: (piece: Uint8Array) => boolean = () => false, pool?: ChunkPool): Chunker {
+  const allocate = (size: number): Uint8Array => pool?.allocate(size) ?? allocateChunk(size)
   return async function * chunker (source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
     let current: Uint8Array | undefined
     let filled = 0
@@ -119,7 +170,7 @@ export function kuboChunker (chunkSize = KUBO_CHUNK_SIZE, passThrough: (piece: U
             continue
           }
         }
-        current ??= allocateChunk(chunkSize)
+        current ??= allocate(chunkSize)
         const take = Math.min(chunkSize - filled, input.byteLength - offset)
         current.set(input.subarray(offset, offset + take), filled)
         filled += take
@@ -136,7 +187,7 @@ export function kuboChunker (chunkSize = KUBO_CHUNK_SIZE, passThrough: (piece: U
       // the last, short chunk (or the single empty chunk of an empty file)
       let last: Uint8Array
       if (current === undefined) {
-        last = allocateChunk(0)
+        last = allocate(0)
       } else {
         last = current.subarray(0, filled) // the room after it is the unused rest of the buffer
         reserved.add(last)
@@ -159,21 +210,25 @@ export function kuboBufferImporter (cidVersion: CidVersion): BufferImporter {
         const block = encodeFileLeaf(chunk)
         const cid = sha256Cid(0, DAG_PB_CODE, block)
         await blockstore.put(cid, block)
-        return { cid, size: BigInt(block.byteLength), block, unixfs: new UnixFS({ type: 'file', data: chunk }) }
+        const data = chunk.byteLength <= LENGTH_ONLY.byteLength ? LENGTH_ONLY.subarray(0, chunk.byteLength) : chunk
+        return { cid, size: BigInt(block.byteLength), block, unixfs: new UnixFS({ type: 'file', data }) }
       }
     }
   }
 }
 
-/** Importer options for `ipfs add` (v0) or `ipfs add --cid-version 1` (v1). */
-export function kuboImporterOptions (cidVersion: CidVersion): ImporterOptions {
+/**
+ * Importer options for `ipfs add` (v0) or `ipfs add --cid-version 1` (v1). With a `pool`, chunks come from
+ * it and the blockstore should `pool.release(block)` once a block is written.
+ */
+export function kuboImporterOptions (cidVersion: CidVersion, pool?: ChunkPool): ImporterOptions {
   return {
     cidVersion,
     rawLeaves: cidVersion === 1,
     leafType: 'file',
     reduceSingleLeafToSelf: true,
     // CIDv1 raw leaves can be views of the caller's bytes; CIDv0 leaves need the reserved room
-    chunker: kuboChunker(KUBO_CHUNK_SIZE, () => cidVersion === 1),
+    chunker: kuboChunker(KUBO_CHUNK_SIZE, () => cidVersion === 1, pool),
     bufferImporter: kuboBufferImporter(cidVersion),
     layout: balanced({ maxChildrenPerNode: KUBO_MAX_CHILDREN }),
     fieldOrder: 'links-first',

@@ -171,14 +171,6 @@ export async function * walkDag (cid: CID, getBlock: BlockGetter, options: Abort
   yield * visit({ cid, bytes: await fetchBlock(cid, getBlock, options) }, 0)
 }
 
-/** Turns a blockstore NotFoundError-like failure into ours (name-matched, as interface-store does). */
-export function asNotFound (err: unknown, cid: CID, where: string): unknown {
-  if ((err as Error)?.name === 'NotFoundError' && !(err instanceof NotFoundError)) {
-    return new NotFoundError(`${cid.toString()} is not in ${where}`, { cause: err, context: { cid: cid.toString() } })
-  }
-  return err
-}
-
 /**
  * The CID at `path` below `cid` (`''` gives `cid`), walking UnixFS directories (plain and HAMT-sharded)
  * with ipfs-unixfs-exporter over `getBlock`. A missing name is a NotFoundError.

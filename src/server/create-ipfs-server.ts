@@ -38,8 +38,8 @@ async function ephemeralPeerId (): Promise<string> {
 export async function createIpfsServer (init: IpfsServerInit): Promise<IpfsServer> {
   const host = init.host ?? '127.0.0.1'
   const app: FastifyInstance = init.logger === undefined
-    ? Fastify({ logger: false })
-    : Fastify({ loggerInstance: init.logger }) as unknown as FastifyInstance
+    ? Fastify({ logger: false, forceCloseConnections: true })
+    : Fastify({ loggerInstance: init.logger, forceCloseConnections: true }) as unknown as FastifyInstance
   const deps = { blockstore: init.store.blockstore, store: init.store, peerId: init.peerId ?? await ephemeralPeerId(), agentVersion: 'ipfs-accelerate/0.1.0' }
   if (init.gateway !== false) registerGatewayRoutes(app, deps)
   if (init.rpc !== false) registerKuboRpcRoutes(app, deps)

@@ -76,7 +76,9 @@ function wantsFormat (request: FastifyRequest): 'raw' | 'car' | undefined {
 
 async function sendGatewayError (reply: FastifyReply, err: unknown): Promise<void> {
   if (reply.sent) { reply.raw.destroy(); return }
-  await reply.code(statusOf(err)).header('cache-control', 'no-store').send({ error: { name: (err as Error)?.name ?? 'Error', message: publicMessage(err) } })
+  for (const h of ['content-length', 'etag', 'content-disposition', 'x-content-type-options']) reply.removeHeader(h)
+  await reply.code(statusOf(err)).header('cache-control', 'no-store').header('content-type', 'application/json; charset=utf-8')
+    .send({ error: { name: (err as Error)?.name ?? 'Error', message: publicMessage(err) } })
 }
 
 /** `GET|HEAD /ipfs/{cid}[/path]`: a trustless gateway over the embedded store. */
@@ -92,7 +94,7 @@ export function registerGatewayRoutes (app: FastifyInstance, deps: IpfsRouteDeps
         const ref = parseIpfsPath(`/ipfs/${(request.params as { '*': string })['*']}`)
         const format = wantsFormat(request)
         const head = request.method === 'HEAD'
-        const signal = abortOnClose(request)
+        const signal = abortOnClose(reply)
         // blocks read while resolving the path: a CAR response carries them so the client can verify the path
         const pathBlocks: Array<{ cid: CID, bytes: Uint8Array }> = []
         const recording: BlockGetter = async (cid, options) => {
@@ -118,16 +120,32 @@ export function registerGatewayRoutes (app: FastifyInstance, deps: IpfsRouteDeps
           reply.header('content-type', 'application/vnd.ipld.car; version=1; order=dfs; dups=y').header('cache-control', IMMUTABLE)
             .header('etag', `"${ref.cid.toString()}.car"`)
             .header('content-disposition', `attachment; filename="${ref.cid.toString()}.car"`)
-          if (head) return await reply.send()
+          // read the first block before answering, so a missing root is a 404 and not a cut CAR
+          const blocks = walkDag(target, getBlock, { scope: scopeParam, signal })[Symbol.asyncIterator]()
+          const first = await blocks.next()
+          if (head) {
+            await blocks.return(undefined)
+            return await reply.send()
+          }
           const { CarWriter } = await import('@ipld/car/writer')
           const { writer, out } = CarWriter.create([ref.cid])
+          const aborted = whenAborted(signal)
           void (async () => {
             try {
-              for (const block of pathBlocks) await writer.put(block)
-              for await (const block of walkDag(target, getBlock, { scope: scopeParam, signal })) await writer.put(block)
+              const put = async (block: { cid: CID, bytes: Uint8Array }): Promise<void> => {
+                if (await Promise.race([writer.put(block), aborted]) === 'aborted') throw new Error('client went away')
+              }
+              for (const block of pathBlocks) await put(block)
+              if (first.done !== true) await put(first.value)
+              while (true) {
+                const next = await blocks.next()
+                if (next.done === true) break
+                await put(next.value)
+              }
               await writer.close()
             } catch (err) {
-              request.log.debug({ err }, 'car stream failed')
+              await blocks.return(undefined).catch(() => {})
+              request.log.debug({ err }, 'car stream stopped')
               reply.raw.destroy() // the client sees a truncated CAR, never a wrong one
             }
           })()
@@ -150,12 +168,19 @@ export function registerGatewayRoutes (app: FastifyInstance, deps: IpfsRouteDeps
   })
 }
 
-/** A signal that fires when the client goes away, so reads stop. */
-function abortOnClose (request: FastifyRequest): AbortSignal {
+/** A signal that fires when the response closes before it was fully sent (the client went away). */
+function abortOnClose (reply: FastifyReply): AbortSignal {
   const controller = new AbortController()
-  request.raw.once('close', () => { if (!request.raw.complete) controller.abort() })
-  request.raw.socket?.once('close', () => controller.abort())
+  reply.raw.once('close', () => { if (!reply.raw.writableFinished) controller.abort() })
   return controller.signal
+}
+
+/** Resolves when `signal` fires (never rejects); for racing a write that may never drain. */
+function whenAborted (signal: AbortSignal): Promise<'aborted'> {
+  return new Promise(resolve => {
+    if (signal.aborted) resolve('aborted')
+    else signal.addEventListener('abort', () => resolve('aborted'), { once: true })
+  })
 }
 
 function flag (query: Query, name: string, fallback: boolean): boolean {
@@ -172,6 +197,7 @@ async function sendRpcError (reply: FastifyReply, err: unknown): Promise<void> {
   let message = publicMessage(err)
   // Kubo's wording, which clients (and our KuboStore) recognise
   if ((err as Error)?.name === 'NotFoundError') message = `block was not found locally (offline): ipld: could not find node (${message})`
+  for (const h of ['content-length', 'x-stream-output', 'x-content-length']) reply.removeHeader(h)
   await reply.code(status === 400 ? 400 : 500).header('content-type', 'application/json; charset=utf-8')
     .send({ Message: message, Code: status === 400 ? 1 : 0, Type: 'error' })
 }
@@ -238,7 +264,7 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
       try {
         const query = request.query as Query
         const ref = argCid(query)
-        const signal = abortOnClose(request)
+        const signal = abortOnClose(reply)
         const target = await deps.store.resolve(ref.cid, ref.path, { signal })
         const offset = query.offset === undefined ? undefined : Number(query.offset)
         const length = query.length === undefined ? undefined : Number(query.length)

@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, writeFile, mkdir, symlink, readdir, readFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile, mkdir, symlink, readdir, open } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { CID } from 'multiformats/cid'
@@ -12,24 +12,39 @@ async function tempDir (): Promise<string> {
   return await mkdtemp(path.join(tmpdir(), 'ipfs-accelerate-helia-'))
 }
 
-runStoreCompliance('HeliaStore', async () => {
-  const dir = await tempDir()
-  const store = new HeliaStore({ repo: dir })
-  await store.start()
-  return {
-    store,
-    add: async (bytes, cidVersion) => await store.put(bytes, { cidVersion }),
-    corrupt: async (cid) => {
-      // damage the block on disk: same length, different bytes
-      const { file } = store.blockstore.locate(cid)
-      const bytes = await readFile(file)
-      bytes[bytes.length >> 1] ^= 0xff
-      await writeFile(file, bytes)
-      return { store, cached: async () => false }
-    },
-    close: async () => { await store.stop(); await rm(dir, { recursive: true, force: true }) }
+/** Flips a byte in the middle of a stored block, on disk. */
+async function damage (store: HeliaStore, cid: CID): Promise<void> {
+  const where = await store.blockstore.where(cid)
+  assert.ok(where !== undefined, `${cid.toString()} is not stored`)
+  const handle = await open(where.file, 'r+')
+  try {
+    const at = where.offset + (where.length >> 1)
+    const one = Buffer.alloc(1)
+    await handle.read(one, 0, 1, at)
+    one[0] ^= 0xff
+    await handle.write(one, 0, 1, at)
+  } finally {
+    await handle.close()
   }
-}, { gaps: { unresponsive: 'the embedded store makes no network calls' } })
+}
+
+for (const layout of ['pack', 'fs'] as const) {
+  runStoreCompliance(`HeliaStore (${layout} layout)`, async () => {
+    const dir = await tempDir()
+    const store = new HeliaStore({ repo: dir, layout })
+    await store.start()
+    assert.equal(store.layout, layout)
+    return {
+      store,
+      add: async (bytes, cidVersion) => await store.put(bytes, { cidVersion }),
+      corrupt: async (cid) => {
+        await damage(store, cid)
+        return { store, cached: async () => false }
+      },
+      close: async () => { await store.stop(); await rm(dir, { recursive: true, force: true }) }
+    }
+  }, { gaps: { unresponsive: 'the embedded store makes no network calls' } })
+}
 
 describe('HeliaStore', () => {
   let dir: string
@@ -167,11 +182,77 @@ describe('HeliaStore', () => {
     })
   })
 
-  it('keeps blocks in the blockstore-fs layout', async () => {
+  it('keeps blocks in pack files by default, and in blockstore-fs\'s layout with layout: fs', async () => {
     const cid = await store.put(HELLO, { pin: false })
-    const { file } = store.blockstore.locate(cid)
-    assert.ok(file.startsWith(path.join(dir, 'blocks')))
-    assert.ok((await readdir(path.dirname(file))).includes(path.basename(file)))
+    assert.equal(store.layout, 'pack')
+    assert.ok((await store.blockstore.where(cid))?.file.startsWith(path.join(dir, 'packs')))
+    const fsRepo = path.join(dir, 'fs-layout')
+    const fsStore = new HeliaStore({ repo: fsRepo, layout: 'fs' })
+    try {
+      await fsStore.put(HELLO, { pin: false })
+      const file = (await fsStore.blockstore.where(cid))?.file as string
+      assert.ok(file.startsWith(path.join(fsRepo, 'blocks')))
+      assert.ok((await readdir(path.dirname(file))).includes(path.basename(file)))
+      // blockstore-fs itself reads it
+      const { FsBlockstore } = await import('blockstore-fs')
+      const reference = new FsBlockstore(path.join(fsRepo, 'blocks'))
+      const chunks: Uint8Array[] = []
+      for await (const c of reference.get(cid)) chunks.push(c)
+      assert.equal(Buffer.concat(chunks).byteLength, 20)
+    } finally {
+      await fsStore.stop()
+    }
+    // a repository keeps its layout, whatever a later init asks for
+    const again = new HeliaStore({ repo: fsRepo, layout: 'pack' })
+    assert.equal(again.layout, 'fs')
+    await again.stop()
+  })
+
+  it('a corrupt block keeps failing verification until a later put repairs it', async () => {
+    const bytes = seededBytes(300_000, 61)
+    const cid = await store.put(bytes, { cidVersion: 1 })
+    const leaf = (await import('../../src/content/unixfs-reader.js')).walkDag
+    let victim: CID | undefined
+    for await (const block of leaf(cid, async c => await store.getBlock(c))) victim = block.cid
+    await damage(store, victim as CID)
+    await assert.rejects(store.get(cid), { name: 'ContentVerificationError' })
+    await assert.rejects(store.get(cid), { name: 'ContentVerificationError' })
+    assert.equal(await store.has(victim as CID), false)
+    await store.put(bytes, { cidVersion: 1 })
+    assert.ok(Buffer.from(await store.get(cid)).equals(Buffer.from(bytes)))
+  })
+
+  it('gc reclaims the space of packs that became garbage', async () => {
+    const packed = new HeliaStore({ repo: path.join(dir, 'small-packs'), layout: 'pack' })
+    try {
+      const keep = await packed.put(seededBytes(1_000_000, 71))
+      const drop = await packed.put(seededBytes(3_000_000, 72), { pin: false })
+      const result = await packed.gc()
+      assert.ok(result.removed >= 12)
+      assert.equal(await packed.has(drop), false)
+      assert.ok(Buffer.from(await packed.get(keep)).equals(Buffer.from(seededBytes(1_000_000, 71))))
+    } finally {
+      await packed.stop()
+    }
+  })
+
+  it('one store per repository: a second one is refused until the first stops; a stale lock is taken over', async () => {
+    const repo = path.join(dir, 'locked')
+    const first = new HeliaStore({ repo })
+    await first.put(HELLO, { pin: false })
+    const second = new HeliaStore({ repo })
+    await assert.rejects(second.get(CID.parse(HELLO_V0)), (err: Error & { context?: { field?: string } }) => {
+      assert.equal(err.name, 'ValidationError')
+      assert.equal(err.context?.field, 'ipfs.repo')
+      assert.match(err.message, /in use/)
+      return true
+    })
+    await second.stop()
+    await first.stop()
+    await writeFile(path.join(repo, 'repo.lock'), '999999999 stale') // a process that is gone
+    const third = new HeliaStore({ repo })
+    assert.deepEqual(Buffer.from(await third.get(CID.parse(HELLO_V0))), Buffer.from(HELLO))
+    await third.stop()
   })
 
   it('refuses calls after stop', async () => {

@@ -54,7 +54,7 @@ function flip (bytes: Uint8Array): Buffer {
  * response (raw blocks, CARs, block/get).
  */
 export async function startCorruptingServer (store: HeliaStore, bad: CID): Promise<{ url: string, close: () => Promise<void> }> {
-  const app = Fastify({ logger: false })
+  const app = Fastify({ logger: false, forceCloseConnections: true })
   const blockFor = async (cid: CID): Promise<Buffer> => {
     const bytes = await store.getBlock(cid)
     return cid.equals(bad) ? flip(bytes) : Buffer.from(bytes)

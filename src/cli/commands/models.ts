@@ -1,8 +1,9 @@
-/** `ipfs-accelerate models ...`: build tiny test models. */
+/** `ipfs-accelerate models ...`: build tiny test models; publish, pull and list model packs. */
 import type { Command } from 'commander'
 import { InvalidArgumentError } from 'commander'
 import { buildTinyModel } from '../../models/tiny/index.js'
 import { TINY_FAMILIES, type TinyFamily, type TinyModelOptions } from '../../models/tiny/options.js'
+import { registerModelPackCommands } from './model-pack-commands.js'
 
 function positiveInt (value: string): number {
   const n = Number(value)
@@ -12,6 +13,7 @@ function positiveInt (value: string): number {
 
 export function registerModels (program: Command): void {
   const models = program.command('models').description('work with models')
+  registerModelPackCommands(models)
   models.command('tiny')
     .description(`write a deterministic tiny random-weight model (${TINY_FAMILIES.join(', ')}) that transformers.js loads`)
     .argument('<family>', TINY_FAMILIES.join(' | '))

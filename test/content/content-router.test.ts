@@ -1,0 +1,108 @@
+import { describe, it, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtemp, rm, mkdir, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { ipfsSchema } from '../../src/config/schema.js'
+import { ContentRouter } from '../../src/content/content-router.js'
+import { HELLO, HELLO_V0, missingCid } from './store-compliance.js'
+import { startBackend, startSilentServer, closedPortUrl, type Backend } from './network-harness.js'
+import { seededBytes } from './seeded-bytes.js'
+
+describe('ContentRouter', () => {
+  let backend: Backend
+  let dir: string
+  const routers: ContentRouter[] = []
+  async function router (ipfs: Record<string, unknown>, extra: { localGatewayUrl?: string } = {}): Promise<ContentRouter> {
+    const r = await ContentRouter.create({
+      config: ipfsSchema.parse({ repo: path.join(dir, `repo-${routers.length}`), enable_local_gateway: false, ...ipfs }),
+      probeTimeoutMs: 300,
+      ...extra
+    })
+    routers.push(r)
+    return r
+  }
+
+  before(async () => {
+    backend = await startBackend()
+    dir = await mkdtemp(path.join(tmpdir(), 'ipfs-accelerate-router-'))
+  })
+  after(async () => {
+    for (const r of routers) await r.stop()
+    await backend.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('builds the embedded store always, Kubo for local_node, a gateway for gateway', async () => {
+    assert.deepEqual((await router({})).stores.map(s => s.name), ['helia'])
+    const url = backend.server.url
+    assert.deepEqual((await router({ local_node: url, gateway: url })).stores.map(s => s.name), ['helia', 'kubo-rpc', 'gateway'])
+  })
+
+  it('prefers a local gateway that answers the probe, and skips one that does not', async () => {
+    const found = await router({ enable_local_gateway: true, gateway: 'https://gateway.invalid' }, { localGatewayUrl: backend.server.url })
+    assert.deepEqual(found.stores.map(s => s.name), ['helia', 'local-gateway', 'gateway'])
+    const none = await router({ enable_local_gateway: true }, { localGatewayUrl: await closedPortUrl() })
+    assert.deepEqual(none.stores.map(s => s.name), ['helia'])
+  })
+
+  it('writes to the embedded store and reads it back by CID, ipfs:// and /ipfs/ path', async () => {
+    const r = await router({})
+    const cid = await r.put(HELLO)
+    assert.equal(cid.toString(), HELLO_V0)
+    assert.deepEqual(Buffer.from(await r.get(`ipfs://${HELLO_V0}`)), Buffer.from(HELLO))
+    const folder = path.join(dir, 'pack')
+    await mkdir(folder, { recursive: true })
+    await writeFile(path.join(folder, 'config.json'), '{"a":1}')
+    const root = await r.addDirectory(folder)
+    assert.equal(Buffer.from(await r.get(`/ipfs/${root.toString()}/config.json`)).toString(), '{"a":1}')
+    await assert.rejects(r.get('not a cid'), { name: 'ValidationError' })
+  })
+
+  it('falls back to the network stores, verifies, and keeps what it fetched locally', async () => {
+    const bytes = seededBytes(900_000, 77)
+    const cid = await backend.store.put(bytes)
+    for (const ipfs of [{ local_node: backend.server.url }, { gateway: backend.server.url }]) {
+      const r = await router(ipfs)
+      assert.equal(await r.helia.has(cid), false)
+      assert.ok(Buffer.from(await r.get(cid)).equals(Buffer.from(bytes)))
+      assert.equal(await r.helia.has(cid), true)
+      assert.ok(Buffer.from(await r.helia.get(cid)).equals(Buffer.from(bytes)), 'not readable locally afterwards')
+      await r.pin(cid)
+      assert.equal(await r.helia.isPinned(cid), true)
+    }
+  })
+
+  it('when every store fails: IpfsConnectionError naming each store and what it said', async () => {
+    const r = await router({ gateway: await closedPortUrl(), retry_count: 1 })
+    await assert.rejects(r.get(missingCid()), (err: Error & { context?: { attempts?: Array<{ store: string, error: string }> } }) => {
+      assert.equal(err.name, 'IpfsConnectionError')
+      assert.deepEqual(err.context?.attempts?.map(a => a.store), ['helia', 'gateway'])
+      assert.deepEqual(err.context?.attempts?.map(a => a.error), ['NotFoundError', 'IpfsConnectionError'])
+      assert.match(err.message, /helia: NotFoundError/)
+      assert.match(err.message, /gateway: IpfsConnectionError/)
+      return true
+    })
+  })
+
+  it('a TimeoutError when the stores that might have it run out of time', async () => {
+    const silent = await startSilentServer()
+    try {
+      const r = await router({ gateway: silent.url, timeout: 0.2, retry_count: 1 })
+      await assert.rejects(r.get(missingCid()), (err: Error & { context?: { attempts?: Array<{ store: string, error: string }> } }) => {
+        assert.equal(err.name, 'TimeoutError')
+        assert.deepEqual(err.context?.attempts?.map(a => a.error), ['NotFoundError', 'TimeoutError'])
+        return true
+      })
+    } finally {
+      await silent.close()
+    }
+  })
+
+  it('a caller abort stops at once with AbortError', async () => {
+    const r = await router({ gateway: backend.server.url })
+    const controller = new AbortController()
+    controller.abort()
+    await assert.rejects(r.get(missingCid(), { signal: controller.signal }), { name: 'AbortError' })
+  })
+})

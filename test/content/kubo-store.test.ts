@@ -1,0 +1,88 @@
+import { describe, it, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { CID } from 'multiformats/cid'
+import { KuboStore } from '../../src/content/kubo-store.js'
+import { runStoreCompliance, HELLO, HELLO_V0, HELLO_V1, missingCid } from './store-compliance.js'
+import { startBackend, startCorruptingServer, startSilentServer, closedPortUrl, type Backend } from './network-harness.js'
+import { seededBytes, seededChunks } from './seeded-bytes.js'
+
+runStoreCompliance('KuboStore', async () => {
+  const backend = await startBackend()
+  const store = new KuboStore({ url: backend.server.url, cache: backend.cache.blockstore, timeoutMs: 10_000, retries: 1, backoffMs: 10 })
+  return {
+    store,
+    add: async (bytes, cidVersion) => await store.put(bytes, { cidVersion }),
+    corrupt: async (cid) => {
+      const bad = await startCorruptingServer(backend.store, cid)
+      const corrupted = new KuboStore({ url: bad.url, cache: backend.cache.blockstore, retries: 0 })
+      return { store: corrupted, cached: async () => await backend.cache.has(cid), close: bad.close }
+    },
+    unresponsive: async () => {
+      const silent = await startSilentServer()
+      return { store: new KuboStore({ url: silent.url, timeoutMs: 200, retries: 1, backoffMs: 10 }), close: silent.close }
+    },
+    close: backend.close
+  }
+})
+
+describe('KuboStore', () => {
+  let backend: Backend
+  let store: KuboStore
+  before(async () => {
+    backend = await startBackend()
+    store = new KuboStore({ url: backend.server.url })
+  })
+  after(async () => { await backend.close() })
+
+  it('adds with Kubo\'s options: the node stores and pins what we add', async () => {
+    const cid = await store.put(HELLO)
+    assert.equal(cid.toString(), HELLO_V0)
+    assert.equal(await backend.store.isPinned(cid), true)
+    const unpinned = await store.put(seededBytes(300_000, 4), { pin: false, cidVersion: 1 })
+    assert.equal(await backend.store.isPinned(unpinned), false)
+    assert.equal(await store.has(unpinned), true)
+    assert.equal(await store.has(missingCid()), false)
+  })
+
+  it('streams an add and reports progress', async () => {
+    const seen: number[] = []
+    const cid = await store.put((async function * () { yield * seededChunks(1_000_000, 9, 65_536) })(), { onProgress: p => seen.push(p.bytes) })
+    assert.equal(cid.toString(), (await backend.store.put(seededBytes(1_000_000, 9), { pin: false })).toString())
+    assert.ok(seen.length > 0)
+  })
+
+  it('pins through pin/add', async () => {
+    const cid = await backend.store.put(seededBytes(10_000, 6), { pin: false })
+    await store.pin(cid)
+    assert.equal(await backend.store.isPinned(cid), true)
+    await assert.rejects(store.pin(missingCid()), { name: 'NotFoundError' })
+  })
+
+  it('resolves paths with verified block/get', async () => {
+    const { mkdir, writeFile } = await import('node:fs/promises')
+    const path = await import('node:path')
+    const folder = path.join(backend.dir, 'k-folder')
+    await mkdir(folder, { recursive: true })
+    await writeFile(path.join(folder, 'hello.txt'), HELLO)
+    const root = await backend.store.addDirectory(folder)
+    assert.equal((await store.resolve(root, 'hello.txt')).toString(), HELLO_V0)
+  })
+
+  it('an unreachable node is an IpfsConnectionError after retry_count retries', async () => {
+    const down = new KuboStore({ url: await closedPortUrl(), retries: 2, backoffMs: 5 })
+    await assert.rejects(down.get(CID.parse(HELLO_V1)), (err: Error & { context?: { attempts?: unknown[] } }) => {
+      assert.equal(err.name, 'IpfsConnectionError')
+      assert.equal(err.context?.attempts?.length, 3)
+      return true
+    })
+    await assert.rejects(down.put(HELLO), { name: 'IpfsConnectionError' })
+  })
+
+  it('a stream add gets one attempt (it cannot be replayed)', async () => {
+    const down = new KuboStore({ url: await closedPortUrl(), retries: 3, backoffMs: 5 })
+    await assert.rejects(down.put((async function * () { yield HELLO })()), (err: Error & { context?: { attempts?: unknown[] } }) => {
+      assert.equal(err.context?.attempts?.length, 1)
+      return true
+    })
+  })
+})

@@ -1,0 +1,131 @@
+import { describe, it, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtemp, rm, mkdir, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { CarBlockIterator } from '@ipld/car/iterator'
+import { create } from 'kubo-rpc-client'
+import { CID } from 'multiformats/cid'
+import { HeliaStore } from '../../src/content/helia-store.js'
+import { verifyBlock } from '../../src/content/cid.js'
+import { createIpfsServer, type IpfsServer } from '../../src/server/create-ipfs-server.js'
+import { HELLO, HELLO_V0, HELLO_V1, TWO_LEVEL_SIZE, missingCid } from '../content/store-compliance.js'
+import { seededBytes } from '../content/seeded-bytes.js'
+
+describe('IPFS HTTP routes', () => {
+  let dir: string
+  let store: HeliaStore
+  let server: IpfsServer
+  let big: CID
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'ipfs-accelerate-routes-'))
+    store = new HeliaStore({ repo: path.join(dir, 'repo') })
+    server = await createIpfsServer({ store })
+    await store.put(HELLO)
+    big = await store.put(seededBytes(TWO_LEVEL_SIZE, 42))
+  })
+  after(async () => {
+    await server.close()
+    await store.stop()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  describe('trustless gateway', () => {
+    it('?format=raw and Accept: application/vnd.ipld.raw give the block', async () => {
+      for (const request of [{ url: `/ipfs/${HELLO_V0}?format=raw` }, { url: `/ipfs/${HELLO_V0}`, headers: { accept: 'application/vnd.ipld.raw' } }]) {
+        const res = await server.app.inject({ method: 'GET', ...request })
+        assert.equal(res.statusCode, 200)
+        assert.equal(res.headers['content-type'], 'application/vnd.ipld.raw')
+        assert.match(String(res.headers['cache-control']), /immutable/)
+        verifyBlock(CID.parse(HELLO_V0), res.rawPayload)
+      }
+    })
+
+    it('?format=car streams every block in DFS order, each verifiable', async () => {
+      const res = await fetch(`${server.url}/ipfs/${big.toString()}?format=car`)
+      assert.equal(res.status, 200)
+      assert.match(String(res.headers.get('content-type')), /application\/vnd\.ipld\.car/)
+      const blocks = await CarBlockIterator.fromIterable(res.body as unknown as AsyncIterable<Uint8Array>)
+      assert.equal((await blocks.getRoots())[0].toString(), big.toString())
+      let count = 0
+      let first: CID | undefined
+      for await (const block of blocks) {
+        verifyBlock(block.cid, block.bytes)
+        first ??= block.cid
+        count++
+      }
+      assert.equal(first?.toString(), big.toString())
+      assert.equal(count, 1 + 2 + 175) // root, two level-1 nodes, 175 leaves
+      const one = await server.app.inject({ url: `/ipfs/${big.toString()}?format=car&dag-scope=block` })
+      assert.equal(one.statusCode, 200)
+    })
+
+    it('without a format: the file bytes, with Content-Length; HEAD has no body', async () => {
+      const res = await server.app.inject({ url: `/ipfs/${HELLO_V0}` })
+      assert.equal(res.statusCode, 200)
+      assert.equal(res.body, 'hello world\n')
+      const head = await server.app.inject({ method: 'HEAD', url: `/ipfs/${big.toString()}` })
+      assert.equal(head.statusCode, 200)
+      assert.equal(head.headers['content-length'], String(TWO_LEVEL_SIZE))
+      assert.equal(head.rawPayload.byteLength, 0)
+      const empty = await server.app.inject({ url: '/ipfs/bafkqaaa' })
+      assert.equal(empty.statusCode, 200)
+    })
+
+    it('paths resolve through directories; directories themselves are 501 without a format', async () => {
+      const folder = path.join(dir, 'site')
+      await mkdir(folder, { recursive: true })
+      await writeFile(path.join(folder, 'hello.txt'), HELLO)
+      const root = await store.addDirectory(folder)
+      const file = await server.app.inject({ url: `/ipfs/${root.toString()}/hello.txt` })
+      assert.equal(file.body, 'hello world\n')
+      assert.equal((await server.app.inject({ url: `/ipfs/${root.toString()}` })).statusCode, 501)
+      assert.equal((await server.app.inject({ url: `/ipfs/${root.toString()}?format=raw` })).statusCode, 200)
+      assert.equal((await server.app.inject({ url: `/ipfs/${root.toString()}/nope.txt` })).statusCode, 404)
+    })
+
+    it('bad input is 400, missing content 404, with a JSON error and no stack', async () => {
+      const bad = await server.app.inject({ url: '/ipfs/not-a-cid' })
+      assert.equal(bad.statusCode, 400)
+      assert.equal(bad.json().error.name, 'ValidationError')
+      const missing = await server.app.inject({ url: `/ipfs/${missingCid().toString()}?format=raw` })
+      assert.equal(missing.statusCode, 404)
+      assert.doesNotMatch(missing.body, /at .*\.ts:/)
+      assert.equal((await server.app.inject({ url: `/ipfs/${missingCid().toString()}?format=car` })).statusCode, 404)
+      assert.equal((await server.app.inject({ url: `/ipfs/${HELLO_V0}?format=tar` })).statusCode, 400)
+    })
+  })
+
+  describe('Kubo RPC subset (kubo-rpc-client over a socket)', () => {
+    it('add (v0/v1), cat (with offset/length), block get/put/stat, pin/add, id, version', async () => {
+      const ipfs = create({ url: server.url })
+      const added = await ipfs.add(HELLO)
+      assert.equal(added.cid.toString(), HELLO_V0)
+      assert.equal(added.size, 20)
+      assert.equal((await ipfs.add(HELLO, { cidVersion: 1 })).cid.toString(), HELLO_V1)
+      const parts: Uint8Array[] = []
+      for await (const p of ipfs.cat(added.cid, { offset: 6, length: 5 })) parts.push(p)
+      assert.equal(Buffer.concat(parts).toString(), 'world')
+      verifyBlock(added.cid, await ipfs.block.get(added.cid))
+      const put = await ipfs.block.put(HELLO)
+      assert.equal(put.toString(), HELLO_V1)
+      assert.equal((await ipfs.block.stat(put)).size, HELLO.byteLength)
+      const pinned: string[] = []
+      for await (const p of ipfs.pin.addAll([{ cid: put }])) pinned.push(p.toString())
+      assert.deepEqual(pinned, [HELLO_V1])
+      assert.equal(await store.isPinned(put), true)
+      assert.match((await ipfs.id()).id.toString(), /^12D3Koo/)
+      assert.match((await ipfs.version()).version, /ipfs-accelerate/)
+    })
+
+    it('refuses layouts it cannot reproduce, and says "not found" as Kubo does', async () => {
+      const ipfs = create({ url: server.url })
+      await assert.rejects(ipfs.add(HELLO, { chunker: 'rabin' }), /chunker/)
+      await assert.rejects(ipfs.add(HELLO, { cidVersion: 0, rawLeaves: true }), /raw-leaves/)
+      await assert.rejects(ipfs.block.get(missingCid()), /could not find/)
+      const res = await fetch(`${server.url}/api/v0/cat?arg=${missingCid().toString()}`, { method: 'POST' })
+      assert.equal(res.status, 500)
+      assert.equal((await res.json()).Type, 'error')
+    })
+  })
+})
