@@ -20,7 +20,7 @@ import { abortReason, collectBytes } from './async-utils.js'
 import { HeliaStore } from './helia-store.js'
 import { walkDag } from './unixfs-reader.js'
 import { KuboStore } from './kubo-store.js'
-import { DEFAULT_LOCAL_GATEWAY, DEFAULT_PROBE_TIMEOUT_MS, GatewayStore, probeLocalGateway } from './gateway-store.js'
+import { DEFAULT_LOCAL_GATEWAY, DEFAULT_PROBE_TIMEOUT_MS, GatewayStore, gatewayBase, probeLocalGateway } from './gateway-store.js'
 
 export interface ContentRouterInit {
   /** The resolved `ipfs` config section. */
@@ -50,8 +50,8 @@ function toRef (ref: ContentRef): IpfsPath {
 
 function sameUrl (a: string, b: string): boolean {
   try {
-    const x = new URL(a)
-    const y = new URL(b)
+    const x = new URL(gatewayBase(a))
+    const y = new URL(gatewayBase(b))
     return x.protocol === y.protocol && x.host === y.host && x.pathname.replace(/\/+$/, '') === y.pathname.replace(/\/+$/, '')
   } catch {
     return false

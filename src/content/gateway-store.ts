@@ -40,10 +40,18 @@ export const PROBE_CID = 'bafkqaaa'
 export const DEFAULT_LOCAL_GATEWAY = 'http://127.0.0.1:8080'
 export const DEFAULT_PROBE_TIMEOUT_MS = 500
 
+/**
+ * The gateway's root URL. The seed writes gateways as `http://localhost:8080/ipfs/` (the path prefix
+ * included), others write `http://localhost:8080`: both mean the same gateway, and requests add `/ipfs/`.
+ */
+export function gatewayBase (url: string): string {
+  return url.replace(/\/+$/, '').replace(/\/ipfs$/, '')
+}
+
 /** True when a gateway answers `GET {url}/ipfs/bafkqaaa` with 200 within `timeoutMs`. */
 export async function probeLocalGateway (url = DEFAULT_LOCAL_GATEWAY, timeoutMs = DEFAULT_PROBE_TIMEOUT_MS): Promise<boolean> {
   try {
-    const res = await fetch(`${url.replace(/\/+$/, '')}/ipfs/${PROBE_CID}`, { signal: AbortSignal.timeout(timeoutMs) })
+    const res = await fetch(`${gatewayBase(url)}/ipfs/${PROBE_CID}`, { signal: AbortSignal.timeout(timeoutMs) })
     await res.arrayBuffer().catch(() => {})
     return res.status === 200
   } catch {
@@ -79,7 +87,7 @@ export class GatewayStore implements ContentStore {
       throw ValidationError.field('ipfs.gateway', `not a URL: ${JSON.stringify(init.url)}`)
     }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw ValidationError.field('ipfs.gateway', 'must be an http(s) URL')
-    this.url = init.url.replace(/\/+$/, '')
+    this.url = gatewayBase(init.url)
     this.name = init.name ?? 'gateway'
     this.net = resolveNetwork(init)
     this.mode = init.mode ?? 'raw'
