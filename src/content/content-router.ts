@@ -15,7 +15,8 @@ import type { IpfsConfig } from '../config/schema.js'
 import { AbortError, AccelerateError, IpfsConnectionError, TimeoutError, ValidationError } from '../errors.js'
 import { silentLogger, type Logger } from '../logging/logger.js'
 import type { AbortOptions, ContentStore, ProgressOptions, PutOptions } from './content-store.js'
-import { parseIpfsPath, toCid, type IpfsPath } from './cid.js'
+import * as dagPb from '@ipld/dag-pb'
+import { DAG_PB_CODE, parseIpfsPath, toCid, type IpfsPath } from './cid.js'
 import { abortReason, collectBytes } from './async-utils.js'
 import { HeliaStore } from './helia-store.js'
 import { walkDag } from './unixfs-reader.js'
@@ -208,8 +209,13 @@ export class ContentRouter implements ContentStore {
   /** Pins in the embedded store, first fetching (and so caching) every block of the DAG it lacks. */
   async pin (ref: ContentRef, options: AbortOptions = {}): Promise<void> {
     const cid = await this.resolve(ref, '', options)
-    for await (const _ of walkDag(cid, async (c, o) => await this.getBlock(c, o), { signal: options.signal })) { /* fetched blocks are cached */ }
-    await this.helia.pin(cid, options)
+    // Fetched blocks are verified and cached by getBlock; the links seen on the way let the pin skip
+    // reading and hashing every block a second time.
+    const links = new Map<string, CID[]>()
+    for await (const block of walkDag(cid, async (c, o) => await this.getBlock(c, o), { signal: options.signal })) {
+      links.set(block.cid.toString(), block.cid.code === DAG_PB_CODE ? dagPb.decode(block.bytes).Links.map(l => l.Hash) : [])
+    }
+    await this.helia.pin(cid, { ...options, links })
   }
 
   async unpin (ref: ContentRef, options: AbortOptions = {}): Promise<void> {

@@ -418,10 +418,14 @@ export class HeliaStore implements ContentStore {
   }
 
   /** Pins `cid` and everything below it (Helia recursive pin). Pinning twice is a no-op. */
-  async pin (cid: CID, options: AbortOptions = {}): Promise<void> {
+  /**
+   * Pins `cid` and everything below it. `links` (block CID string -> child CIDs), when the caller just
+   * walked the DAG, spares re-reading and re-hashing every block to find its children.
+   */
+  async pin (cid: CID, options: AbortOptions & { links?: Map<string, CID[]> } = {}): Promise<void> {
     const release = await this.lock.read()
     try {
-      await this.pinUnlocked(cid, undefined, options)
+      await this.pinUnlocked(cid, options.links, options)
     } finally {
       release()
     }
