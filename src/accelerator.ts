@@ -47,6 +47,7 @@ export class IpfsAccelerate {
   private readonly resultCache?: ResultCache
   private contentPromise?: Promise<ContentRouter>
   private resultStorePromise?: Promise<ResultStore>
+  private releaseStore?: () => Promise<void>
   /** Local folders of content-addressed models already pulled, by identifier. */
   private readonly pulled = new Map<string, string>()
   private stopped = false
@@ -160,9 +161,17 @@ export class IpfsAccelerate {
     this.contentPromise ??= (async () => {
       await import('./content/polyfills.js')
       const { ContentRouter } = await import('./content/content-router.js')
-      const router = await ContentRouter.create({ config: this.config.ipfs, logger: componentLogger(this.logger, 'content') })
-      await router.start()
-      return router
+      const { leaseHeliaStore } = await import('./content/shared-helia-stores.js')
+      const logger = componentLogger(this.logger, 'content')
+      // Instances of one process share the embedded store of a repository (one may open it at a time).
+      const lease = await leaseHeliaStore({ repo: this.config.ipfs.repo, cidVersion: this.config.ipfs.cid_version, logger })
+      this.releaseStore = lease.release
+      try {
+        return await ContentRouter.create({ config: this.config.ipfs, logger, helia: lease.store })
+      } catch (err) {
+        await lease.release()
+        throw err
+      }
     })()
     return await this.contentPromise
   }
@@ -180,7 +189,7 @@ export class IpfsAccelerate {
   async storeToIpfs (data: Uint8Array): Promise<string> {
     if (!(data instanceof Uint8Array)) throw ValidationError.field('data', `expected bytes (Uint8Array or Buffer), got ${describe(data)}`)
     const router = await this.content()
-    return (await router.put(data, { pin: true })).toString()
+    return (await router.put(data, { pin: true, cidVersion: this.config.ipfs.cid_version })).toString()
   }
 
   /** Reads content by CID (bare, `ipfs://` or `/ipfs/` form), verified against the CID. */
@@ -201,7 +210,7 @@ export class IpfsAccelerate {
     const dir = (await this.engine.load(folderOrId, 'auto')).dir
     const router = await this.content()
     const { publishModel } = await import('./content/model-pack.js')
-    return await publishModel(router.helia, dir, { ...options, source: folderOrId })
+    return await publishModel(router.helia, dir, { ...options, source: folderOrId, cidVersion: this.config.ipfs.cid_version })
   }
 
   /** Fetches a model pack by CID into the local model cache (verified, atomic, pinned); returns its folder. */
@@ -287,6 +296,7 @@ export class IpfsAccelerate {
     await this.engineInstance?.stop()
     const content = await this.contentPromise?.catch(() => undefined)
     await content?.stop()
+    await this.releaseStore?.()
     this.resultCache?.clear()
     this.logger.flush?.()
   }

@@ -105,3 +105,28 @@ describe('IpfsAccelerate with IPFS', () => {
     }
   })
 })
+
+describe('several instances in one process', () => {
+  it('share the embedded store of a repository, as the seed creates one instance per call', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'ia-shared-'))
+    const config = { logging: { level: 'SILENT' as const }, ipfs: { repo: join(home, 'repo'), enable_local_gateway: false } }
+    const a = new IpfsAccelerate(config, {}, { env: {} })
+    const b = new IpfsAccelerate(config, {}, { env: {} })
+    const c = new IpfsAccelerate({ ...config, ipfs: { ...config.ipfs, cid_version: 1 } }, {}, { env: {} })
+    try {
+      const bytes = new TextEncoder().encode('hello world\n')
+      const [cidA, cidB, cidC] = await Promise.all([a.storeToIpfs(bytes), b.storeToIpfs(bytes), c.storeToIpfs(bytes)])
+      assert.equal(cidA, 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o')
+      assert.equal(cidB, cidA)
+      assert.match(cidC, /^bafkrei/, 'each instance keeps its own cid_version')
+      await a.stop()
+      // b still works after a let go of the store.
+      assert.equal(new TextDecoder().decode(await b.queryIpfs(cidC)), 'hello world\n')
+    } finally {
+      await a.stop()
+      await b.stop()
+      await c.stop()
+      rmSync(home, { recursive: true, force: true })
+    }
+  })
+})

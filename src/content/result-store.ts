@@ -45,10 +45,13 @@ export class ResultStore {
     const cid = await this.store.put!(new TextEncoder().encode(JSON.stringify(value)), { pin: true })
     const index = await this.load()
     index.set(key, cid.toString())
-    // Writes are serialised and go through a temp file, so the index is never half-written.
+    // Writes are serialised and go through a temp file, so the index is never half-written; entries
+    // another instance on the same repository wrote meanwhile are merged in, not lost.
     this.writing = this.writing.then(async () => {
       await mkdir(this.folder, { recursive: true })
-      const tmp = `${this.file}.${process.pid}.tmp`
+      const onDisk = await readFile(this.file, 'utf8').then(t => JSON.parse(t) as Record<string, string>, () => ({}))
+      for (const [k, v] of Object.entries(onDisk)) if (!index.has(k)) index.set(k, v)
+      const tmp = `${this.file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`
       await writeFile(tmp, JSON.stringify(Object.fromEntries(index)))
       await rename(tmp, this.file)
     })
