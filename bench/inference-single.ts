@@ -2,8 +2,9 @@
  * Single-request latency: `processAsync` / `process` against the same model called directly through
  * transformers.js (AutoModel and the feature-extraction pipeline) and through a bare onnxruntime-node
  * InferenceSession, all in one process with the same thread settings, interleaved round by round.
+ * A second engine with hardware.batch_size 8 shows what the batch window costs a lone request.
  *
- *   npx tsx bench/inference-single.ts [--rounds 12] [--per-round 25] [--threads N] [--only tiny|bert256]
+ *   npx tsx bench/inference-single.ts [--rounds 40] [--per-round 8] [--threads N] [--only tiny|bert256]
  */
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
@@ -16,9 +17,9 @@ import { median, p90, quantile, fmt } from './lib/stats.js'
 import { markdownTable } from './lib/table.js'
 import { printHeader, argNumber, argValue } from './lib/env.js'
 
-const ROUNDS = argNumber('rounds', 12)
-const PER_ROUND = argNumber('per-round', 25)
-const WARMUP_PER_ROUND = 3
+const ROUNDS = argNumber('rounds', 40)
+const PER_ROUND = argNumber('per-round', 8)
+const WARMUP_PER_ROUND = 2
 /** The engine's own setting: hardware.threads, else one intra-op thread per core, one inter-op thread. */
 const THREADS = argNumber('threads', availableParallelism())
 const ONLY = argValue('only')
@@ -35,8 +36,11 @@ interface Case {
 }
 
 const RAW = 'onnxruntime-node InferenceSession.run'
+/** The second engine: batching on, with the default window. */
+const BATCHING_SIZE = 8
+const BATCHING_WINDOW_MS = 2
 
-async function contendersFor (c: Case, acc: IpfsAccelerate): Promise<{ contenders: Contender[], close: () => Promise<void> }> {
+async function contendersFor (c: Case, acc: IpfsAccelerate, batching: IpfsAccelerate): Promise<{ contenders: Contender[], close: () => Promise<void> }> {
   const dir = c.model.dir
   const [input] = makeInputs(c.model, c.seq, 1)
   const ids = input.ids
@@ -46,6 +50,7 @@ async function contendersFor (c: Case, acc: IpfsAccelerate): Promise<{ contender
   const model = await AutoModel.from_pretrained(dir, { device: 'cpu', dtype: 'fp32', local_files_only: true, session_options: sessionOptions })
   const extractor = await pipeline('feature-extraction', dir, { device: 'cpu', dtype: 'fp32', local_files_only: true, session_options: sessionOptions })
   await acc.initEndpoints([dir], { endpoint_types: { [dir]: 'text_embedding' } })
+  await batching.initEndpoints([dir], { endpoint_types: { [dir]: 'text_embedding' } })
 
   const contenders: Contender[] = [
     {
@@ -85,6 +90,11 @@ async function contendersFor (c: Case, acc: IpfsAccelerate): Promise<{ contender
     {
       name: 'IpfsAccelerate.process (sync, ids)',
       run: () => acc.process(dir, { input_ids: ids }, 'text_embedding')
+    },
+    {
+      // A lone request on an engine configured for batching waits out batch_window_ms for company.
+      name: `processAsync (ids), hardware.batch_size ${BATCHING_SIZE}, batch_window_ms ${BATCHING_WINDOW_MS}`,
+      run: async () => await batching.processAsync(dir, { input_ids: ids }, 'text_embedding')
     }
   ]
   // Sanity: every path sees the same sequence and the engine's vector matches the pipeline's.
@@ -106,7 +116,7 @@ async function main (): Promise<void> {
   const started = Date.now()
   printHeader('Inference — single request', import.meta.url, [
     `threads: intraOpNumThreads ${THREADS}, interOpNumThreads 1 for every contender (the engine's default: one per core)`,
-    `${ROUNDS} interleaved rounds x ${PER_ROUND} measured calls per contender (after ${WARMUP_PER_ROUND} warm-up calls each round); result cache off, hardware.batch_size 1`
+    `${ROUNDS} interleaved rounds x ${PER_ROUND} measured calls per contender (after ${WARMUP_PER_ROUND} warm-up calls each round); result cache off, hardware.batch_size 1 unless the row says otherwise`
   ])
   const cases: Case[] = []
   if (ONLY === undefined || ONLY === 'tiny') {
@@ -117,10 +127,15 @@ async function main (): Promise<void> {
   }
   // One engine for both models, as an application would have; cache off so each call runs the model.
   const acc = new IpfsAccelerate({ logging: { level: 'SILENT' }, performance: { enable_caching: false }, hardware: { threads: THREADS } }, {}, { env: {} })
+  const batching = new IpfsAccelerate({
+    logging: { level: 'SILENT' },
+    performance: { enable_caching: false, batch_window_ms: BATCHING_WINDOW_MS },
+    hardware: { threads: THREADS, batch_size: BATCHING_SIZE }
+  }, {}, { env: {} })
   const rows: Array<Array<string | number>> = []
   try {
     for (const c of cases) {
-      const { contenders, close } = await contendersFor(c, acc)
+      const { contenders, close } = await contendersFor(c, acc, batching)
       const result = await interleave(contenders, { rounds: ROUNDS, perRound: PER_ROUND, warmupPerRound: WARMUP_PER_ROUND, pauseMs: 5, seed: 7 })
       const baseMedian = median(result.samples.get(RAW) ?? [])
       const baseP90 = p90(result.samples.get(RAW) ?? [])
@@ -135,16 +150,17 @@ async function main (): Promise<void> {
           `${fmt(quantile(s, 0.1))}–${fmt(quantile(s, 0.99))}`,
           `${(median(s) / baseMedian).toFixed(2)}x`,
           `${(p90(s) / baseP90).toFixed(2)}x`,
-          `${median(ratios).toFixed(2)}x (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`
+          `${median(ratios).toFixed(2)}x (${quantile(ratios, 0.25).toFixed(2)}–${quantile(ratios, 0.75).toFixed(2)})`
         ])
       }
       await close()
     }
   } finally {
     await acc.stop()
+    await batching.stop()
   }
   console.log(markdownTable(
-    ['model / input', 'contender', 'median ms', 'p90 ms', 'p10–p99 ms', 'median / raw', 'p90 / raw', 'per-round median ratio (min–max)'],
+    ['model / input', 'contender', 'median ms', 'p90 ms', 'p10–p99 ms', 'median / raw', 'p90 / raw', 'per-round ratio to raw, median (p25–p75)'],
     rows
   ))
   console.log(`\nTotal run time ${((Date.now() - started) / 1000).toFixed(0)} s.`)

@@ -1,7 +1,8 @@
 /**
  * Dynamic batching: requests for one model that arrive while it is busy (or within `windowMs`) are
  * merged into one model call of at most `maxBatch` items, and each caller gets exactly its own result.
- * With `maxBatch` 1 every request runs alone and nothing waits for a window.
+ * With `maxBatch` 1 every request runs alone and nothing waits for a window; once `maxBatch` rows are
+ * queued the window ends early, since no later request could join that batch anyway.
  */
 export type BatchRunner<I, O> = (items: I[]) => Promise<O[]>
 
@@ -21,8 +22,12 @@ export interface BatcherInit {
 
 export class Batcher<I, O> {
   private readonly queue: Array<Pending<I, O>> = []
+  /** Rows of the items in `queue`. */
+  private queuedRows = 0
   private running = false
   private scheduled = false
+  /** The window timer while the first request of a batch waits for others. */
+  private windowTimer: ReturnType<typeof setTimeout> | undefined
 
   constructor (private readonly init: BatcherInit, private readonly runner: BatchRunner<I, O>) {}
 
@@ -30,6 +35,7 @@ export class Batcher<I, O> {
   async submit (item: I, size = 1): Promise<O> {
     return await new Promise<O>((resolve, reject) => {
       this.queue.push({ item, size, resolve, reject })
+      this.queuedRows += size
       this.schedule()
     })
   }
@@ -38,15 +44,29 @@ export class Batcher<I, O> {
     return this.queue.length
   }
 
+  private readonly onFlush = (): void => {
+    this.scheduled = false
+    this.windowTimer = undefined
+    void this.flush()
+  }
+
   private schedule (): void {
-    if (this.running || this.scheduled) return
-    this.scheduled = true
-    const flush = (): void => {
-      this.scheduled = false
-      void this.flush()
+    if (this.running) return
+    if (this.scheduled) {
+      // A full batch gains nothing from the rest of the window: it is the batch the timer would take.
+      if (this.windowTimer !== undefined && this.queuedRows >= this.init.maxBatch) {
+        clearTimeout(this.windowTimer)
+        this.windowTimer = undefined
+        setImmediate(this.onFlush)
+      }
+      return
     }
-    if (this.init.maxBatch > 1 && this.init.windowMs > 0) setTimeout(flush, this.init.windowMs)
-    else setImmediate(flush)
+    this.scheduled = true
+    if (this.init.maxBatch > 1 && this.init.windowMs > 0 && this.queuedRows < this.init.maxBatch) {
+      this.windowTimer = setTimeout(this.onFlush, this.init.windowMs)
+    } else {
+      setImmediate(this.onFlush)
+    }
   }
 
   private takeBatch (): Array<Pending<I, O>> {
@@ -59,6 +79,7 @@ export class Batcher<I, O> {
       batch.push(this.queue.shift() as Pending<I, O>)
       rows += next.size
     }
+    this.queuedRows -= rows
     return batch
   }
 

@@ -36,6 +36,18 @@ describe('Batcher', () => {
     assert.equal((settled[3] as PromiseFulfilledResult<number>).value, 5)
   })
 
+  it('stops waiting for the window once a batch is full', async () => {
+    const calls: number[][] = []
+    const batcher = new Batcher<number, number>({ maxBatch: 4, windowMs: 60_000 }, async items => {
+      calls.push(items)
+      return items
+    })
+    // With a one-minute window, only the early flush of a full batch lets this finish.
+    const results = await Promise.all([1, 2, 3, 4].map(async x => await batcher.submit(x)))
+    assert.deepEqual(results, [1, 2, 3, 4])
+    assert.deepEqual(calls, [[1, 2, 3, 4]])
+  })
+
   it('waits for the window before the first batch when batching', async () => {
     const calls: number[][] = []
     const batcher = new Batcher<number, number>({ maxBatch: 16, windowMs: 20 }, async items => {
