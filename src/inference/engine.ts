@@ -76,7 +76,8 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
     this.worker = startWorker({ config: init.config, hardware: init.hardware, syncPort: channel.port2, syncFlag: this.syncFlag }, [channel.port2])
     // The worker must not keep the process alive when the user forgets stop(): it only runs on demand.
     this.worker.unref()
-    this.worker.on('message', (msg: WorkerResponse) => { this.onMessage(msg) })
+    // The worker sends its answers in batches (see engine-worker.ts).
+    this.worker.on('message', (messages: WorkerResponse[]) => { for (const msg of messages) this.onMessage(msg) })
     this.worker.on('error', err => { this.failAll(new InferenceError(`inference worker failed: ${err.message}`, { cause: err })) })
     this.exited = new Promise(resolve => this.worker.once('exit', () => {
       this.failAll(new AbortError('inference worker exited'))
