@@ -35,6 +35,7 @@ import { readModelConfig, supportedTasks } from '../models/task-inference.js'
 import { throwIfAborted } from './async-utils.js'
 import { DAG_PB_CODE, RAW_CODE, identityBytes, toCid } from './cid.js'
 import { HOME_ENV, type HeliaStore } from './helia-store.js'
+import { processAlive } from './repo-lock.js'
 import type { CidVersion } from './unixfs-layout.js'
 
 /** The manifest's file name at the root of a pack. */
@@ -472,16 +473,6 @@ async function writeFileFrom (store: HeliaStore, entry: TreeEntry, target: strin
   }
 }
 
-/** Whether a process with this id is running (so its temporary folder is not stale). */
-function alive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
 /** Removes temporary folders for `dest` left by processes that died mid-export. */
 async function removeStale (dest: string): Promise<void> {
   const parent = path.dirname(dest)
@@ -490,7 +481,7 @@ async function removeStale (dest: string): Promise<void> {
   for (const name of names) {
     if (!name.startsWith(prefix)) continue
     const pid = Number(name.slice(prefix.length).split('-')[0])
-    if (Number.isInteger(pid) && pid !== process.pid && !alive(pid)) await fs.rm(path.join(parent, name), { recursive: true, force: true })
+    if (Number.isInteger(pid) && pid !== process.pid && !processAlive(pid)) await fs.rm(path.join(parent, name), { recursive: true, force: true })
   }
 }
 

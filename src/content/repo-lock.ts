@@ -9,7 +9,8 @@ import { ValidationError } from '../errors.js'
 
 export const LOCK_FILE = 'repo.lock'
 
-function alive (pid: number): boolean {
+/** Whether a process with this id is running (EPERM: it runs, as another user). */
+export function processAlive (pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true
@@ -35,7 +36,7 @@ export async function lockRepo (repo: string): Promise<() => Promise<void>> {
     }
     const holder = await fs.readFile(file, 'utf8').catch(() => '')
     const pid = Number.parseInt(holder.split(' ')[0] ?? '', 10)
-    if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
+    if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) {
       const who = pid === process.pid ? 'another HeliaStore in this process' : `process ${pid}`
       throw ValidationError.field('ipfs.repo', `repository ${repo} is in use by ${who} (stop it first, or use another repo)`, { file, pid })
     }
