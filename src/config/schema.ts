@@ -6,6 +6,7 @@
 import { z } from 'zod'
 import { parseSize } from './units.js'
 import * as D from './defaults.js'
+import { PRECISIONS, DEVICES, ENDPOINT_TYPES } from './constants.js'
 
 const size = z.union([z.string(), z.number()]).refine(v => parseSize(v) !== undefined, {
   message: 'expected a size such as 1048576, "512MiB" or "8GB"'
@@ -20,22 +21,8 @@ const url = z.string().refine(v => {
   }
 }, { message: 'expected an http:// or https:// URL' })
 
-export const PRECISIONS = ['fp32', 'fp16', 'int8', 'q8', 'uint8', 'q4', 'q4f16', 'bnb4'] as const
-export type Precision = typeof PRECISIONS[number]
-
-export const DEVICES = ['auto', 'cpu', 'cuda', 'rocm', 'openvino', 'mps', 'coreml', 'qualcomm', 'webgpu', 'webnn'] as const
-export type DeviceName = typeof DEVICES[number]
-
-export const ENDPOINT_TYPES = [
-  'auto',
-  'text_embedding',
-  'text_generation',
-  'image_classification',
-  'audio_transcription',
-  'zero_shot_image_classification'
-] as const
-export type EndpointType = typeof ENDPOINT_TYPES[number]
-export type Task = Exclude<EndpointType, 'auto'>
+export { PRECISIONS, DEVICES, ENDPOINT_TYPES } from './constants.js'
+export type { Precision, DeviceName, EndpointType, Task } from './constants.js'
 
 export const LOG_LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARNING', 'WARN', 'ERROR', 'CRITICAL', 'FATAL', 'SILENT'] as const
 

@@ -5,7 +5,7 @@
  */
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { PRECISIONS, type Precision } from '../config/schema.js'
+import { PRECISIONS, type Precision } from '../config/constants.js'
 import { ModelLoadError } from '../errors.js'
 
 /** A transformers.js dtype. The config's precisions are exactly these names. */
