@@ -56,7 +56,7 @@ export function registerDemo (program: Command): void {
     .option('--keep <dir>', 'write the models here and keep them (default: a temporary folder)')
     .action(async (opts: { keep?: string }, command: Command) => {
       const root = opts.keep ?? await mkdtemp(join(tmpdir(), 'ipfs-accelerate-demo-'))
-      // The demo keeps its IPFS repository and model cache in its own folder unless told otherwise.
+      // The demo keeps its IPFS repository and model cache in its own (temporary) folder.
       const acc = acceleratorFrom(command, { logging: { level: 'WARNING' }, ipfs: { repo: join(root, 'ipfs') }, hub: { cache_dir: join(root, 'cache') } })
       try {
         await runDemo(acc, root, (title, value) => {
