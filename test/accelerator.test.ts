@@ -181,6 +181,27 @@ describe('IpfsAccelerate', () => {
     }
   })
 
+  it('unloads the least recently used model to stay within hardware.max_memory', async () => {
+    const second = join(models.root, 'bert-copy')
+    cpSync(bert, second, { recursive: true })
+    const logFile = join(models.root, 'logs', 'budget.log')
+    // Room for one tiny BERT's weights (~0.6 MB), not two.
+    const acc = new IpfsAccelerate({ logging: { level: 'INFO', log_file: logFile }, hardware: { max_memory: '1MB' }, performance: { enable_caching: false } }, {}, { env: {} })
+    try {
+      const a1 = await acc.processAsync(bert, { input_ids: [101, 2054, 102] })
+      const b1 = await acc.processAsync(second, { input_ids: [101, 2054, 102] })
+      assert.deepEqual(b1.embedding, a1.embedding, 'same weights, same answer')
+      // The first model was unloaded for the second; asking it again reloads it (and unloads the second).
+      const a2 = await acc.processAsync(bert, { input_ids: [101, 2054, 102] })
+      assert.deepEqual(a2.embedding, a1.embedding)
+    } finally {
+      await acc.stop()
+    }
+    const unloads = readFileSync(logFile, 'utf8').trim().split('\n').map(l => JSON.parse(l) as { msg: string })
+      .filter(l => /^unloading .* to stay within hardware\.max_memory/.test(l.msg)).map(l => l.msg)
+    assert.deepEqual(unloads, [`unloading ${bert} to stay within hardware.max_memory`, `unloading ${second} to stay within hardware.max_memory`])
+  })
+
   it('throws HardwareError for a strict device request this machine cannot meet', async () => {
     const acc = new IpfsAccelerate({ ...quiet, hardware: { device: 'cuda' } }, {}, { env: {} })
     try {
