@@ -210,7 +210,11 @@ export class IpfsAccelerate {
     const dir = (await this.engine.load(folderOrId, 'auto')).dir
     const router = await this.content()
     const { publishModel } = await import('./content/model-pack.js')
-    return await publishModel(router.helia, dir, { ...options, source: folderOrId, cidVersion: this.config.ipfs.cid_version })
+    // Only a hub id is worth recording as the source: a local path would leak into the manifest and
+    // make the same model's CID depend on where it sits on this machine.
+    const ref = parseModelReference(folderOrId, this.config)
+    const source = ref.kind === 'hub' ? `${ref.repo}@${ref.revision}` : undefined
+    return await publishModel(router.helia, dir, { ...options, source, cidVersion: this.config.ipfs.cid_version })
   }
 
   /** Fetches a model pack by CID into the local model cache (verified, atomic, pinned); returns its folder. */

@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { cpSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { IpfsAccelerate, ValidationError, ModelLoadError, IpfsConnectionError, TimeoutError } from '../src/index.js'
@@ -88,6 +88,9 @@ describe('IpfsAccelerate with IPFS', () => {
       assert.equal(published.manifest.task, 'text_embedding')
       const again = await publisher.publishModel(models.dir('bert'))
       assert.equal(again.cid, cid, 'publishing is deterministic')
+      const elsewhere = join(home, 'somewhere-else', 'bert')
+      cpSync(models.dir('bert'), elsewhere, { recursive: true })
+      assert.equal((await publisher.publishModel(elsewhere)).cid, cid, 'the CID does not depend on where the folder is')
     } finally {
       await publisher.stop()
     }
