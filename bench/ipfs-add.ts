@@ -14,7 +14,6 @@
  */
 import { createHash } from 'node:crypto'
 import { mkdirSync, rmSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs'
-import { open } from 'node:fs/promises'
 import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -22,6 +21,7 @@ import { HeliaStore, defaultRepoPath } from '../src/content/helia-store.js'
 import { installPromiseWithResolvers } from '../src/content/polyfills.js'
 import { seededBytes, seededChunks } from '../test/content/seeded-bytes.js'
 import { median, fmt, shuffle } from './lib/stats.js'
+import { sha256File } from './lib/sha256-file.js'
 import { markdownTable } from './lib/table.js'
 import { printHeader, argNumber, argValue, argList } from './lib/env.js'
 
@@ -39,29 +39,10 @@ function sha256Bytes (bytes: Uint8Array): number {
   return now() - t
 }
 
-/** sha-256 of a file read in 1 MiB pieces into one reused buffer, the next read issued before hashing. */
-async function sha256File (file: string): Promise<number> {
+/** Milliseconds to sha-256 a file (see bench/lib/sha256-file.ts). */
+async function timeSha256File (file: string): Promise<number> {
   const t = now()
-  const hash = createHash('sha256')
-  const handle = await open(file, 'r')
-  try {
-    const buffers = [Buffer.allocUnsafe(MiB), Buffer.allocUnsafe(MiB)]
-    let position = 0
-    let i = 0
-    let pending = handle.read(buffers[0], 0, MiB, 0)
-    while (true) {
-      const { bytesRead } = await pending
-      if (bytesRead === 0) break
-      const current = buffers[i]
-      position += bytesRead
-      i ^= 1
-      pending = handle.read(buffers[i], 0, MiB, position)
-      hash.update(current.subarray(0, bytesRead))
-    }
-  } finally {
-    await handle.close()
-  }
-  hash.digest()
+  await sha256File(file)
   return now() - t
 }
 
@@ -140,7 +121,7 @@ async function main (): Promise<void> {
             await store.addFile(file, { cidVersion: v })
             const ms = now() - t
             await close()
-            return [ms, await sha256File(file)]
+            return [ms, await timeSha256File(file)]
           }
         })
       }

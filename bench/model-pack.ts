@@ -16,7 +16,6 @@
  *   verified, 8 ahead, stored nowhere): the network part of a pull without the router or store B.
  * sha-256: every file read from the page cache in 1 MiB pieces and hashed (what any verifying reader pays).
  */
-import { createHash } from 'node:crypto'
 import { mkdirSync, rmSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
@@ -29,6 +28,7 @@ import { installPromiseWithResolvers } from '../src/content/polyfills.js'
 import { walkDag } from '../src/content/unixfs-reader.js'
 import { buildTinyModel } from '../src/models/tiny/index.js'
 import { median, fmt, shuffle } from './lib/stats.js'
+import { sha256File } from './lib/sha256-file.js'
 import { markdownTable } from './lib/table.js'
 import { printHeader, argNumber, argValue } from './lib/env.js'
 import { onInterrupt, startServerProcess, type ServerProcess } from './lib/server-process.js'
@@ -50,30 +50,6 @@ async function listFiles (dir: string, prefix = ''): Promise<Array<{ rel: string
     else out.push({ rel, size: (await fs.stat(path.join(dir, rel))).size })
   }
   return out.sort((a, b) => a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0)
-}
-
-/** sha-256 of a file read in 1 MiB pieces into two reused buffers, the next read issued before hashing. */
-async function sha256File (file: string): Promise<string> {
-  const hash = createHash('sha256')
-  const handle = await fs.open(file, 'r')
-  try {
-    const buffers = [Buffer.allocUnsafe(MiB), Buffer.allocUnsafe(MiB)]
-    let position = 0
-    let i = 0
-    let pending = handle.read(buffers[0], 0, MiB, 0)
-    while (true) {
-      const { bytesRead } = await pending
-      if (bytesRead === 0) break
-      const current = buffers[i]
-      position += bytesRead
-      i ^= 1
-      pending = handle.read(buffers[i], 0, MiB, position)
-      hash.update(current.subarray(0, bytesRead))
-    }
-  } finally {
-    await handle.close()
-  }
-  return hash.digest('hex')
 }
 
 /** sha-256 of every file (read from the page cache), one digest per file. */
