@@ -4,11 +4,12 @@
  *
  *   <repo>/packs      blocks in pack files + index (PackBlockstore; the default for a new repository), or
  *   <repo>/blocks     blocks in blockstore-fs's layout, a file each (FastFsBlockstore; `layout: 'fs'`)
- *   <repo>/datastore  Helia's datastore (pins, version): one append-only journal (JournalDatastore)
+ *   <repo>/datastore  pins (root records, see pin-set.ts) and Helia's datastore: one append-only journal
+ *                     (JournalDatastore)
  *
  * Imports reproduce Kubo's CIDs (see unixfs-layout.ts) and write blocks straight into the blockstore;
  * reads verify every block against its CID. Helia is loaded lazily, the first time something needs it
- * (pins, gc, `node`); reading and writing blocks do not. One store per repository at a time
+ * (`node`, networking); reading, writing, pinning and gc do not. One store per repository at a time
  * (`<repo>/repo.lock`, see repo-lock.ts).
  *
  * Networking (a later issue): pass `init.network`, a function that receives the light Helia node before
@@ -19,7 +20,6 @@ import { homedir } from 'node:os'
 import path from 'node:path'
 import * as dagPb from '@ipld/dag-pb'
 import type { Helia, HeliaInit } from 'helia'
-import type { GraphWalkerFactory } from '@helia/interface'
 import type { CID } from 'multiformats/cid'
 import { AbortError, NotFoundError, ValidationError } from '../errors.js'
 import { silentLogger, type Logger } from '../logging/logger.js'
@@ -29,6 +29,7 @@ import { createLocalBlockstore, detectLayout, type BlockstoreLayout, type LocalB
 import { collectBytes, throwIfAborted } from './async-utils.js'
 import { RwLock } from './rw-lock.js'
 import { JournalDatastore } from './journal-datastore.js'
+import { PinSet, blockKey } from './pin-set.js'
 import { ChunkPool, kuboImporterOptions, type CidVersion } from './unixfs-layout.js'
 import { WRITE_BEHIND_BLOCKS, WriteBehind, linksOf, listFolder, readFileChunks } from './import-io.js'
 import { readUnixfsFile, resolveIpfsPath, statUnixfs, type ReadFileOptions, type UnixfsEntryType } from './unixfs-reader.js'
@@ -100,39 +101,6 @@ function isByteSource (value: unknown): value is Uint8Array | AsyncIterable<Uint
   return Symbol.asyncIterator in value || Symbol.iterator in value
 }
 
-/**
- * A Helia graph walker that follows links recorded during an import instead of re-reading the blocks
- * just written; for anything not recorded it reads the block (raw blocks never: they have no links).
- * Helia's pinning only uses each node's `block.cid`.
- */
-function linkWalker (recorded: Map<string, CID[]> | undefined, readBlock: (cid: CID, options?: AbortOptions) => Promise<Uint8Array>): GraphWalkerFactory {
-  return () => ({
-    async * walk (root: CID, options: { depth?: number, signal?: AbortSignal } = {}) {
-      const maxDepth = options.depth ?? Infinity
-      const stack: Array<{ cid: CID, depth: number, path: CID[] }> = [{ cid: root, depth: 0, path: [root] }]
-      while (stack.length > 0) {
-        const { cid, depth, path: trail } = stack.pop() as { cid: CID, depth: number, path: CID[] }
-        throwIfAborted(options.signal, 'pin')
-        let links = recorded?.get(cid.toString())
-        if (links === undefined) {
-          if (cid.code === RAW_CODE) links = []
-          else if (cid.code === DAG_PB_CODE) {
-            const bytes = identityBytes(cid) ?? await readBlock(cid, options)
-            links = dagPb.decode(bytes).Links.map(l => l.Hash)
-          } else {
-            throw ValidationError.field('cid', `cannot pin ${cid.toString()}: unsupported codec 0x${cid.code.toString(16)}`)
-          }
-        }
-        // eslint-disable-next-line @typescript-eslint/consistent-type-assertions
-        yield { block: { cid } as any, depth, path: trail }
-        if (depth < maxDepth) {
-          for (let i = links.length - 1; i >= 0; i--) stack.push({ cid: links[i], depth: depth + 1, path: [...trail, links[i]] })
-        }
-      }
-    }
-  })
-}
-
 export class HeliaStore implements ContentStore {
   readonly name = 'helia'
   /** Absolute repository folder. */
@@ -149,6 +117,7 @@ export class HeliaStore implements ContentStore {
   private starting: Promise<Helia> | undefined
   private helia: Helia | undefined
   private datastore: JournalDatastore | undefined
+  private pinning: Promise<PinSet> | undefined
   private unlock: (() => Promise<void>) | undefined
   private stopped = false
 
@@ -201,6 +170,8 @@ export class HeliaStore implements ContentStore {
         const helia = await starting.catch(() => undefined)
         await helia?.stop()
       }
+      await this.pinning?.catch(() => {})
+      this.pinning = undefined
       await this.datastore?.close()
       this.datastore = undefined
       await this.opening?.catch(() => {})
@@ -240,13 +211,31 @@ export class HeliaStore implements ContentStore {
     }
   }
 
+  /** The datastore and the pins in it (opened once; no Helia needed). */
+  private async ensurePins (): Promise<PinSet> {
+    await this.ensureOpen()
+    this.pinning ??= (async () => {
+      const datastore = new JournalDatastore(path.join(this.repo, 'datastore'))
+      await datastore.open()
+      this.datastore = datastore
+      const pins = new PinSet(datastore, async (cid, options) => linksOf(await this.getBlock(cid, options)))
+      const moved = await pins.migrateHeliaPins()
+      if (moved > 0) this.log.info({ pins: moved }, 'carried over pins recorded by Helia')
+      return pins
+    })()
+    try {
+      return await this.pinning
+    } catch (err) {
+      this.pinning = undefined
+      throw err
+    }
+  }
+
   private async createHelia (): Promise<Helia> {
     installPromiseWithResolvers()
     const createHeliaLight = await loadHeliaLight()
-    const datastore = new JournalDatastore(path.join(this.repo, 'datastore'))
-    await datastore.open()
-    this.datastore = datastore
-    let helia = createHeliaLight({ blockstore: await this.ensureOpen(), datastore })
+    await this.ensurePins()
+    let helia = createHeliaLight({ blockstore: await this.ensureOpen(), datastore: this.datastore as JournalDatastore })
     if (this.network !== undefined) helia = await this.network(helia)
     await helia.start()
     this.helia = helia
@@ -383,13 +372,11 @@ export class HeliaStore implements ContentStore {
     const cidVersion = options.cidVersion ?? this.cidVersion
     if (cidVersion !== 0 && cidVersion !== 1) throw ValidationError.field('cidVersion', 'must be 0 or 1')
     const { importer } = await import('ipfs-unixfs-importer')
-    const recorded = new Map<string, CID[]>()
     const writes = new WriteBehind(blocks, WRITE_BEHIND_BLOCKS, pool)
     const signal = options.signal
     const sink = {
       async put (cid: CID, bytes: Uint8Array) {
         throwIfAborted(signal, 'put')
-        if (pin) recorded.set(cid.toString(), cid.code === DAG_PB_CODE ? linksOf(bytes) : [])
         await writes.put(cid, bytes)
         return cid
       }
@@ -409,7 +396,8 @@ export class HeliaStore implements ContentStore {
       }
       await writes.flush()
       if (root === undefined) throw new ValidationError('nothing was imported', [{ path: 'content', message: 'empty import' }])
-      if (pin) await this.pinUnlocked(root, recorded, options)
+      // every block was just written: the pin is one record, nothing is walked
+      if (pin) await this.pinUnlocked(root, undefined, { ...options, complete: true })
       this.log.debug({ cid: root.toString(), pinned: pin }, 'imported')
       return root
     } finally {
@@ -417,10 +405,10 @@ export class HeliaStore implements ContentStore {
     }
   }
 
-  /** Pins `cid` and everything below it (Helia recursive pin). Pinning twice is a no-op. */
   /**
-   * Pins `cid` and everything below it. `links` (block CID string -> child CIDs), when the caller just
-   * walked the DAG, spares re-reading and re-hashing every block to find its children.
+   * Pins `cid` and everything below it, after checking every block is here (NotFoundError otherwise).
+   * `links` (block CID string -> child CIDs), when the caller just walked the DAG, spares re-reading
+   * its blocks to find their children. Pinning twice is a no-op.
    */
   async pin (cid: CID, options: AbortOptions & { links?: Map<string, CID[]> } = {}): Promise<void> {
     const release = await this.lock.read()
@@ -431,41 +419,33 @@ export class HeliaStore implements ContentStore {
     }
   }
 
-  private async pinUnlocked (cid: CID, recorded: Map<string, CID[]> | undefined, options: AbortOptions): Promise<void> {
-    const helia = await this.ensureHelia()
+  /** `complete`: the caller just stored the whole DAG (an import), so presence is not checked again. */
+  private async pinUnlocked (cid: CID, links: Map<string, CID[]> | undefined, options: AbortOptions & { complete?: boolean }): Promise<void> {
+    const pins = await this.ensurePins()
     if (!(await this.has(cid, options))) throw new NotFoundError(`cannot pin ${cid.toString()}: not in the local store`, { context: { cid: cid.toString() } })
-    try {
-      for await (const _ of helia.pins.add(cid, { signal: options.signal, walker: linkWalker(recorded, this.getBlock.bind(this)) })) { /* drain */ }
-    } catch (err) {
-      if ((err as Error).name !== 'AlreadyPinnedError') throw err
-    }
+    await pins.add(cid, async c => await this.has(c, options), { ...options, links, complete: options.complete })
     await this.datastore?.flush()
   }
 
-  /** Removes the pin on `cid` (its blocks become collectable unless another pin holds them). */
+  /** Removes the pin on `cid` (its blocks become collectable unless another pin holds them); no-op if not pinned. */
   async unpin (cid: CID, options: AbortOptions = {}): Promise<void> {
-    const helia = await this.ensureHelia()
+    const pins = await this.ensurePins()
     const release = await this.lock.read()
     try {
-      for await (const _ of helia.pins.rm(cid, { signal: options.signal, walker: linkWalker(undefined, this.getBlock.bind(this)) })) { /* drain */ }
-      await this.datastore?.flush()
-    } catch (err) {
-      if ((err as Error).name === 'NotFoundError') return // was not pinned
-      throw err
+      if (await pins.rm(cid, options)) await this.datastore?.flush()
     } finally {
       release()
     }
   }
 
+  /** True when `cid` is pinned or is a block some pin holds. */
   async isPinned (cid: CID, options: AbortOptions = {}): Promise<boolean> {
-    const helia = await this.ensureHelia()
-    return await helia.pins.isPinned(cid, options)
+    return await (await this.ensurePins()).isPinned(cid, options)
   }
 
-  /** Root CIDs pinned here. */
+  /** Root CIDs pinned here, spelled as they were pinned. */
   async * pins (options: AbortOptions = {}): AsyncGenerator<CID> {
-    const helia = await this.ensureHelia()
-    for await (const pin of helia.pins.ls({ signal: options.signal })) yield pin.cid
+    yield * (await this.ensurePins()).roots(options)
   }
 
   /**
@@ -473,16 +453,22 @@ export class HeliaStore implements ContentStore {
    * progress to finish (and pin) first.
    */
   async gc (options: AbortOptions = {}): Promise<GcResult> {
-    const helia = await this.ensureHelia()
+    const pins = await this.ensurePins()
     const blocks = await this.ensureOpen()
     const release = await this.lock.write()
     let removed = 0
     let reclaimedBytes = 0
     try {
-      await helia.gc({
-        signal: options.signal,
-        onProgress: (event: { type: string }) => { if (event.type === 'helia:gc:deleted') removed++ }
-      })
+      const held = await pins.heldBlocks(options)
+      const doomed: CID[] = []
+      for await (const { cid } of blocks.getAll(options)) {
+        if (!held.has(blockKey(cid))) doomed.push(cid)
+      }
+      for (const cid of doomed) {
+        throwIfAborted(options.signal, 'gc')
+        await blocks.delete(cid, options)
+        removed++
+      }
       if (blocks.compact !== undefined) reclaimedBytes = (await blocks.compact(options)).reclaimedBytes
     } finally {
       release()

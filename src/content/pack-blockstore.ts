@@ -26,6 +26,7 @@ import type { AbortOptions } from './content-store.js'
 import { verifyBlock } from './cid.js'
 import { collectBytes, mapOrdered, throwIfAborted } from './async-utils.js'
 import { Journal } from './journal.js'
+import { CoalescingWriter } from './coalescing-writer.js'
 
 export interface PackBlockstoreInit {
   /** Hash every block read and compare it with its CID (default true). */
@@ -134,6 +135,8 @@ export class PackBlockstore implements Blockstore {
   private readonly index: Journal
   private readonly handles: HandleCache
   private readonly writing = new Map<string, Promise<void>>()
+  /** Appends of one import merged into few writev calls (see coalescing-writer.ts). */
+  private readonly writer = new CoalescingWriter()
   /** Keys whose stored bytes failed verification (until written again). */
   private readonly corrupted = new Set<string>()
   /** Bytes referenced by the index, per pack. */
@@ -275,9 +278,7 @@ export class PackBlockstore implements Blockstore {
     const at = this.activeSize
     this.activeSize += header.byteLength + block.byteLength
     this.sizes.set(pack, this.activeSize)
-    const handle = await (this.activeHandle as Promise<fs.FileHandle>)
-    const { bytesWritten } = await handle.writev([header, block], at)
-    if (bytesWritten !== header.byteLength + block.byteLength) throw new Error(`short write to ${packName(pack)}`)
+    await this.writer.write(this.activeHandle as Promise<fs.FileHandle>, at, [header, block])
     this.dropKey(key) // a block moved by compact() or rewritten over a corrupt copy: the old one is garbage
     this.index.set(key, encodeLocation({ pack, offset: at + header.byteLength, length: block.byteLength }))
     this.live.set(pack, (this.live.get(pack) ?? 0) + block.byteLength)
