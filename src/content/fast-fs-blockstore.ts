@@ -16,6 +16,7 @@ import { base32upper } from 'multiformats/bases/base32'
 import { CID } from 'multiformats/cid'
 import { NotFoundError } from '../errors.js'
 import { verifyBlock } from './cid.js'
+import { concatParts } from './unixfs-layout.js'
 import { collectBytes, mapOrdered, throwIfAborted } from './async-utils.js'
 
 export interface FastFsBlockstoreInit {
@@ -123,8 +124,9 @@ export class FastFsBlockstore implements Blockstore {
   }
 
   /** Same as put with a Uint8Array, without the generality. */
-  async putBlock (cid: CID, block: Uint8Array): Promise<void> {
+  async putBlock (cid: CID, bytes: Uint8Array | Uint8Array[]): Promise<void> {
     await this.ready()
+    const block = Array.isArray(bytes) ? concatParts(bytes) : bytes
     const { dir, file } = this.locate(cid)
     const inFlight = this.writing.get(file)
     if (inFlight !== undefined) return await inFlight

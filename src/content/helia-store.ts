@@ -302,7 +302,8 @@ export class HeliaStore implements ContentStore {
     if (!isByteSource(bytes)) throw ValidationError.field('content', 'expected a Uint8Array or an (async) iterable of Uint8Array')
     const total = bytes instanceof Uint8Array ? bytes.byteLength : undefined
     const content = this.trackSource(bytes, options, total)
-    return await this.importCandidates([{ path: '', content }], false, options, new ChunkPool())
+    // a Uint8Array stays the caller's until put returns: leaves can be views of it
+    return await this.importCandidates([{ path: '', content }], false, options, new ChunkPool(), bytes instanceof Uint8Array)
   }
 
   /** Adds a file from disk, streamed (read straight into chunk buffers, a few reads ahead). */
@@ -366,7 +367,7 @@ export class HeliaStore implements ContentStore {
     })()
   }
 
-  private async importCandidates (candidates: ImportCandidate[], directory: boolean, options: PutOptions, pool: ChunkPool): Promise<CID> {
+  private async importCandidates (candidates: ImportCandidate[], directory: boolean, options: PutOptions, pool: ChunkPool, inputStays = false): Promise<CID> {
     const blocks = await this.ensureOpen()
     const pin = options.pin ?? true
     const cidVersion = options.cidVersion ?? this.cidVersion
@@ -379,12 +380,16 @@ export class HeliaStore implements ContentStore {
         throwIfAborted(signal, 'put')
         await writes.put(cid, bytes)
         return cid
+      },
+      async putParts (cid: CID, parts: Uint8Array[]) {
+        throwIfAborted(signal, 'put')
+        await writes.put(cid, parts)
       }
     }
     const release = await this.lock.read()
     try {
       let root: CID | undefined
-      const importOptions = { ...kuboImporterOptions(cidVersion, pool), wrapWithDirectory: directory }
+      const importOptions = { ...kuboImporterOptions(cidVersion, pool, inputStays), wrapWithDirectory: directory }
       // eslint-disable-next-line @typescript-eslint/consistent-type-assertions
       const entries = importer(directory && candidates.length === 0 ? [{ path: '' }] : candidates, sink as any, importOptions)
       try {

@@ -36,12 +36,13 @@ export class WriteBehind {
 
   constructor (private readonly blocks: LocalBlockstore, private readonly limit: number, private readonly pool?: ChunkPool) {}
 
-  async put (cid: CID, bytes: Uint8Array): Promise<void> {
+  /** `bytes`: the block, or its parts in order (written back to back). */
+  async put (cid: CID, bytes: Uint8Array | Uint8Array[]): Promise<void> {
     while (this.failure === undefined && this.inFlight >= this.limit) await new Promise<void>(resolve => this.waiting.push(resolve))
     if (this.failure !== undefined) throw this.failure
     this.inFlight++
     this.blocks.putBlock(cid, bytes).then(
-      () => this.pool?.release(bytes),
+      () => { for (const part of Array.isArray(bytes) ? bytes : [bytes]) this.pool?.release(part) },
       (err: unknown) => { this.failure ??= err }
     ).finally(() => {
       this.inFlight--

@@ -31,8 +31,8 @@ export interface LocalBlockstore extends Blockstore {
   close: () => Promise<void>
   /** One whole block, verified unless `verifyOnRead` is false; NotFoundError when absent. */
   getBlock: (cid: CID, options?: AbortOptions) => Promise<Uint8Array>
-  /** Stores a block the caller has already hashed. */
-  putBlock: (cid: CID, bytes: Uint8Array) => Promise<void>
+  /** Stores a block the caller has already hashed, given whole or as parts in order. */
+  putBlock: (cid: CID, bytes: Uint8Array | Uint8Array[]) => Promise<void>
   /** Where the block is on disk (tools, tests), or undefined. */
   where: (cid: CID) => Promise<BlockLocation | undefined>
   /**

@@ -252,8 +252,11 @@ export class PackBlockstore implements Blockstore {
     return cid
   }
 
-  /** Stores one block (the caller vouches that it matches `cid`); a block already stored is not rewritten. */
-  async putBlock (cid: CID, block: Uint8Array): Promise<void> {
+  /**
+   * Stores one block, whole or as parts written back to back (the caller vouches that it matches
+   * `cid`); a block already stored is not rewritten.
+   */
+  async putBlock (cid: CID, block: Uint8Array | Uint8Array[]): Promise<void> {
     await this.ready()
     const key = keyOf(cid)
     if (this.index.has(key) && !this.corrupted.has(key)) return
@@ -264,24 +267,26 @@ export class PackBlockstore implements Blockstore {
     await write
   }
 
-  private async append (key: string, cid: CID, block: Uint8Array): Promise<void> {
+  private async append (key: string, cid: CID, block: Uint8Array | Uint8Array[]): Promise<void> {
     if (!this.opened) throw new Error(`PackBlockstore ${this.path} is not open`)
+    const parts = Array.isArray(block) ? block : [block]
+    const length = parts.reduce((sum, p) => sum + p.byteLength, 0)
     const mh = cid.multihash.bytes
     const header = Buffer.allocUnsafe(RECORD_HEADER + mh.byteLength)
     header.writeUInt8(RECORD_MAGIC, 0)
     header.writeUInt8(mh.byteLength, 1)
-    header.writeUInt32LE(block.byteLength, 2)
+    header.writeUInt32LE(length, 2)
     header.set(mh, RECORD_HEADER)
-    if (this.activeSize > 0 && this.activeSize + header.byteLength + block.byteLength > this.packSize) this.startPack(this.active + 1)
+    if (this.activeSize > 0 && this.activeSize + header.byteLength + length > this.packSize) this.startPack(this.active + 1)
     // reserve the range now (synchronously), write it whenever the thread pool gets to it
     const pack = this.active
     const at = this.activeSize
-    this.activeSize += header.byteLength + block.byteLength
+    this.activeSize += header.byteLength + length
     this.sizes.set(pack, this.activeSize)
-    await this.writer.write(this.activeHandle as Promise<fs.FileHandle>, at, [header, block])
+    await this.writer.write(this.activeHandle as Promise<fs.FileHandle>, at, [header, ...parts])
     this.dropKey(key) // a block moved by compact() or rewritten over a corrupt copy: the old one is garbage
-    this.index.set(key, encodeLocation({ pack, offset: at + header.byteLength, length: block.byteLength }))
-    this.live.set(pack, (this.live.get(pack) ?? 0) + block.byteLength)
+    this.index.set(key, encodeLocation({ pack, offset: at + header.byteLength, length }))
+    this.live.set(pack, (this.live.get(pack) ?? 0) + length)
   }
 
   async * putMany (source: Iterable<InputPair> | AsyncIterable<InputPair>, options?: AbortOptions): AsyncGenerator<CID> {

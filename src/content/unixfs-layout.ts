@@ -7,8 +7,9 @@
  *
  * The chunker and leaf builder here replace ipfs-unixfs-importer's defaults (same bytes, fewer copies):
  * chunks are cut into buffers that leave room for the dag-pb/UnixFS header and trailer, so a CIDv0 leaf
- * is encoded in place (the default copies each chunk twice: UnixFS marshal, then dag-pb encode), and
- * CIDv1 raw leaves of a Uint8Array are views of it (no copy). Each leaf is hashed once.
+ * is encoded in place (the default copies each chunk twice: UnixFS marshal, then dag-pb encode); the
+ * leaves of a Uint8Array given whole are views of it (no copy at all: a CIDv0 leaf is then hashed and
+ * written as [header, view, trailer]). Each leaf is hashed once.
  */
 import { createHash } from 'node:crypto'
 import { UnixFS } from 'ipfs-unixfs'
@@ -111,44 +112,62 @@ function writeVarint (out: Uint8Array, offset: number, n: number): number {
 
 /**
  * The dag-pb block of a UnixFS `file` leaf holding `data` (what `dagPb.encode({ Data: new UnixFS({ type:
- * 'file', data }).marshal(), Links: [] })` gives), built around `data` in place when it was allocated by
- * `allocateChunk` and the chunk fits, copied once otherwise.
+ * 'file', data }).marshal(), Links: [] })` gives) as the parts to hash and write in order: one part
+ * built around `data` in place when it was allocated with room around it (a pool chunk) and the room
+ * suffices, else [header, data, trailer], which leaves `data` where it is (no copy of 256 KiB per leaf).
  */
-export function encodeFileLeaf (data: Uint8Array): Uint8Array {
+export function fileLeafParts (data: Uint8Array): Uint8Array[] {
   const n = data.byteLength
   // UnixFS: Type=File (08 02), Data (12 len bytes) when non-empty, filesize (18 varint)
   const unixfsLength = 2 + (n > 0 ? 1 + varintLength(n) + n : 0) + 1 + varintLength(n)
-  const header = 1 + varintLength(unixfsLength) + 2 + (n > 0 ? 1 + varintLength(n) : 0)
-  const trailer = 1 + varintLength(n)
-  let block: Uint8Array
-  let dataAt: number
-  if (reserved.has(data) && header <= HEADER_RESERVE && trailer <= TRAILER_RESERVE) {
-    reserved.delete(data) // encoded once; a second encode must not overwrite the first
-    block = new Uint8Array(data.buffer, data.byteOffset - header, header + n + trailer)
-    dataAt = header
-  } else {
-    block = new Uint8Array(header + n + trailer)
-    dataAt = header
-    block.set(data, dataAt)
-  }
+  const headerLength = 1 + varintLength(unixfsLength) + 2 + (n > 0 ? 1 + varintLength(n) : 0)
+  const trailerLength = 1 + varintLength(n)
+  const inPlace = reserved.has(data) && headerLength <= HEADER_RESERVE && trailerLength <= TRAILER_RESERVE
+  if (inPlace) reserved.delete(data) // encoded once; a second encode must not overwrite the first
+  const header = inPlace ? new Uint8Array(data.buffer, data.byteOffset - headerLength, headerLength) : new Uint8Array(headerLength)
+  const trailer = inPlace ? new Uint8Array(data.buffer, data.byteOffset + n, trailerLength) : new Uint8Array(trailerLength)
   let o = 0
-  block[o++] = 0x0a
-  o = writeVarint(block, o, unixfsLength)
-  block[o++] = 0x08
-  block[o++] = 0x02
+  header[o++] = 0x0a
+  o = writeVarint(header, o, unixfsLength)
+  header[o++] = 0x08
+  header[o++] = 0x02
   if (n > 0) {
-    block[o++] = 0x12
-    o = writeVarint(block, o, n)
+    header[o++] = 0x12
+    writeVarint(header, o, n)
   }
-  o = dataAt + n
-  block[o++] = 0x18
-  writeVarint(block, o, n)
-  return block
+  trailer[0] = 0x18
+  writeVarint(trailer, 1, n)
+  if (inPlace) return [new Uint8Array(data.buffer, data.byteOffset - headerLength, headerLength + n + trailerLength)]
+  return [header, data, trailer]
 }
 
-function sha256Cid (version: CidVersion, code: number, block: Uint8Array): CID {
-  const digest = Digest.create(SHA2_256_CODE, createHash('sha256').update(block).digest())
-  return version === 0 ? CID.createV0(digest) : CID.createV1(code, digest)
+/** `fileLeafParts` as one block (copied together unless it was built in place). */
+export function encodeFileLeaf (data: Uint8Array): Uint8Array {
+  const parts = fileLeafParts(data)
+  return parts.length === 1 ? parts[0] : concatParts(parts)
+}
+
+export function concatParts (parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, p) => sum + p.byteLength, 0))
+  let o = 0
+  for (const p of parts) {
+    out.set(p, o)
+    o += p.byteLength
+  }
+  return out
+}
+
+/** A blockstore that takes a block as parts written back to back (the import's sink does). */
+export interface PartsSink {
+  putParts: (cid: CID, parts: Uint8Array[]) => Promise<unknown>
+}
+
+function takesParts (blockstore: unknown): blockstore is PartsSink {
+  return typeof (blockstore as Partial<PartsSink>).putParts === 'function'
+}
+
+function rawLeafCid (block: Uint8Array): CID {
+  return CID.createV1(RAW_CODE, Digest.create(SHA2_256_CODE, createHash('sha256').update(block).digest()))
 }
 
 /** Fixed-size chunks of `chunkSize`, cut into pool buffers; aligned input passes through. */
@@ -203,15 +222,22 @@ export function kuboBufferImporter (cidVersion: CidVersion): BufferImporter {
     for await (const chunk of file.content) {
       yield async () => {
         if (cidVersion === 1) {
-          const cid = sha256Cid(1, RAW_CODE, chunk)
+          const cid = rawLeafCid(chunk)
           await blockstore.put(cid, chunk)
           return { cid, size: BigInt(chunk.byteLength), block: chunk }
         }
-        const block = encodeFileLeaf(chunk)
-        const cid = sha256Cid(0, DAG_PB_CODE, block)
-        await blockstore.put(cid, block)
+        const parts = fileLeafParts(chunk)
+        const hash = createHash('sha256')
+        for (const part of parts) hash.update(part)
+        const cid = CID.createV0(Digest.create(SHA2_256_CODE, hash.digest()))
+        const block = parts.length === 1 ? parts[0] : takesParts(blockstore) ? undefined : concatParts(parts)
+        if (block !== undefined) await blockstore.put(cid, block)
+        else await (blockstore as unknown as PartsSink).putParts(cid, parts)
+        const size = parts.reduce((sum, p) => sum + p.byteLength, 0)
         const data = chunk.byteLength <= LENGTH_ONLY.byteLength ? LENGTH_ONLY.subarray(0, chunk.byteLength) : chunk
-        return { cid, size: BigInt(block.byteLength), block, unixfs: new UnixFS({ type: 'file', data }) }
+        // the importer reads `block` only to re-encode a lone leaf that carries mtime or mode, which these
+        // imports never set: the data stands in when the block exists only as parts
+        return { cid, size: BigInt(size), block: block ?? chunk, unixfs: new UnixFS({ type: 'file', data }) }
       }
     }
   }
@@ -219,16 +245,17 @@ export function kuboBufferImporter (cidVersion: CidVersion): BufferImporter {
 
 /**
  * Importer options for `ipfs add` (v0) or `ipfs add --cid-version 1` (v1). With a `pool`, chunks come from
- * it and the blockstore should `pool.release(block)` once a block is written.
+ * it and the blockstore should `pool.release(block)` once a block is written. `inputStays`: the input's
+ * buffers stay untouched until the import has ended (a Uint8Array given to `put`), so leaves may be
+ * views of them; a stream's buffers might be reused by its producer, so they are copied.
  */
-export function kuboImporterOptions (cidVersion: CidVersion, pool?: ChunkPool): ImporterOptions {
+export function kuboImporterOptions (cidVersion: CidVersion, pool?: ChunkPool, inputStays = false): ImporterOptions {
   return {
     cidVersion,
     rawLeaves: cidVersion === 1,
     leafType: 'file',
     reduceSingleLeafToSelf: true,
-    // CIDv1 raw leaves can be views of the caller's bytes; CIDv0 leaves need the reserved room
-    chunker: kuboChunker(KUBO_CHUNK_SIZE, () => cidVersion === 1, pool),
+    chunker: kuboChunker(KUBO_CHUNK_SIZE, () => inputStays, pool),
     bufferImporter: kuboBufferImporter(cidVersion),
     layout: balanced({ maxChildrenPerNode: KUBO_MAX_CHILDREN }),
     fieldOrder: 'links-first',

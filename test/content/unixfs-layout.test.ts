@@ -67,6 +67,25 @@ describe('Kubo-compatible import layout', () => {
     assert.equal((await importByteStream(chunks, discard, kuboImporterOptions(0))).cid.toString(), expected)
   })
 
+  it('leaves that are views of a stable input (no copy): same CIDs, and the same block bytes whole or as parts', async () => {
+    const bytes = seededBytes(3 * KUBO_CHUNK_SIZE + 777, 9)
+    for (const version of [0, 1] as const) {
+      const expected = (await importBytes(bytes, discard, await referenceImporterOptions(version))).cid.toString()
+      const whole = new Map<string, Buffer>()
+      const wholeSink = { put: async (cid: CID, block: Uint8Array) => { whole.set(cid.toString(), Buffer.from(block)); return cid } }
+      assert.equal((await importBytes(bytes, wholeSink, kuboImporterOptions(version, undefined, true))).cid.toString(), expected, `v${version} whole`)
+      const parted = new Map<string, Buffer>()
+      const partsSink = {
+        put: async (cid: CID, block: Uint8Array) => { parted.set(cid.toString(), Buffer.from(block)); return cid },
+        putParts: async (cid: CID, parts: Uint8Array[]) => { parted.set(cid.toString(), Buffer.concat(parts)) }
+      }
+      assert.equal((await importBytes(bytes, partsSink, kuboImporterOptions(version, undefined, true))).cid.toString(), expected, `v${version} parts`)
+      assert.deepEqual([...parted.keys()].sort(), [...whole.keys()].sort())
+      for (const [cid, block] of whole) assert.ok(block.equals(parted.get(cid) as Buffer), cid)
+    }
+    assert.deepEqual([...bytes.subarray(0, 8)], [...seededBytes(8, 9)], 'the input is left as it was')
+  })
+
   it('encodeFileLeaf gives the bytes of dag-pb + UnixFS marshal', () => {
     for (const n of [0, 1, 127, 128, 16_383, 16_384, KUBO_CHUNK_SIZE]) {
       const data = seededBytes(n, n)
