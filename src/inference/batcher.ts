@@ -1,8 +1,9 @@
 /**
  * Dynamic batching: requests for one model that arrive while it is busy (or within `windowMs`) are
  * merged into one model call of at most `maxBatch` items, and each caller gets exactly its own result.
- * With `maxBatch` 1 every request runs alone and nothing waits for a window; once `maxBatch` rows are
- * queued the window ends early, since no later request could join that batch anyway.
+ * With `maxBatch` 1 every request runs alone, and starts as it is submitted when the model is free;
+ * once `maxBatch` rows are queued the window ends early, since no later request could join that
+ * batch anyway.
  */
 export type BatchRunner<I, O> = (items: I[]) => Promise<O[]>
 
@@ -59,6 +60,11 @@ export class Batcher<I, O> {
         this.windowTimer = undefined
         setImmediate(this.onFlush)
       }
+      return
+    }
+    if (this.init.maxBatch <= 1) {
+      // Nothing can join a batch of one: run now rather than a turn of the event loop later.
+      void this.flush()
       return
     }
     this.scheduled = true

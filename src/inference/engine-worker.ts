@@ -27,7 +27,9 @@ const flushOutbox = (): void => {
 }
 const post = (msg: WorkerResponse): void => {
   outbox.push(msg)
-  if (outbox.length === 1) setImmediate(flushOutbox)
+  // After the microtasks of the current macrotask: every answer a batch settles goes in one message,
+  // without waiting for another turn of the event loop.
+  if (outbox.length === 1) process.nextTick(flushOutbox)
 }
 const engine = new WorkerEngine(config, hardware, {
   progress: event => { post({ type: 'progress', id: 0, event }) },

@@ -12,7 +12,7 @@ import { deserializeError, AbortError, InferenceError, TimeoutError, type Serial
 import type { ResolvedConfig, EndpointType } from '../config/schema.js'
 import type { Logger } from '../logging/logger.js'
 import type { HardwareReport } from '../hardware/index.js'
-import type { WorkerRequest, WorkerResponse, EndpointInfo, ModelProgressEvent } from './protocol.js'
+import { unpackFloatLists, type WorkerRequest, type WorkerResponse, type EndpointInfo, type ModelProgressEvent } from './protocol.js'
 
 /** A request before the engine numbers it. */
 type NewRequest = WorkerRequest extends infer R ? R extends WorkerRequest ? Omit<R, 'id'> : never : never
@@ -103,7 +103,7 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
     }
     this.pending.delete(msg.id)
     if (this.pending.size === 0) this.worker.unref()
-    if (msg.type === 'result') call.resolve(msg.value)
+    if (msg.type === 'result') call.resolve(unpackFloatLists(msg.value))
     else call.reject(deserializeError(msg.error))
   }
 
@@ -139,7 +139,7 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
       const received = receiveMessageOnPort(this.syncPort) as { message: WorkerResponse } | undefined
       if (received !== undefined) {
         const msg = received.message
-        if (msg.type === 'result') return msg.value
+        if (msg.type === 'result') return unpackFloatLists(msg.value)
         if (msg.type === 'error') throw deserializeError(msg.error)
         continue
       }

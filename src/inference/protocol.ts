@@ -65,6 +65,49 @@ export interface ModelProgressEvent {
   progress?: number
 }
 
+/**
+ * A list of float32 values on its way from the worker: a Float32Array clones as one block, where a
+ * list of numbers clones (and is rebuilt) number by number. The main thread turns it back into the
+ * plain list the caller gets (`unpackFloatLists`), so results keep their shape.
+ */
+export interface FloatList {
+  $float32: Float32Array
+}
+
+export function floatList (values: Float32Array): FloatList {
+  return { $float32: values }
+}
+
+/**
+ * Replaces every `FloatList` in a result by a plain list of numbers (in place where it can). Only
+ * objects and lists of objects or lists are searched: lists of numbers or strings are left unread.
+ */
+export function unpackFloatLists (value: unknown): unknown {
+  if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) return value
+  if (Array.isArray(value)) {
+    if (value.length > 0 && typeof value[0] === 'object' && value[0] !== null) {
+      for (let i = 0; i < value.length; i++) value[i] = unpackFloatLists(value[i])
+    }
+    return value
+  }
+  const packed = (value as Partial<FloatList>).$float32
+  if (packed instanceof Float32Array) return toNumbers(packed)
+  const obj = value as Record<string, unknown>
+  for (const key of Object.keys(obj)) {
+    const v = obj[key]
+    if (v !== null && typeof v === 'object') obj[key] = unpackFloatLists(v)
+  }
+  return obj
+}
+
+function toNumbers (values: Float32Array): number[] {
+  // A loop of push is several times faster than Array.from on a typed array, and gives the same
+  // packed list of doubles (cheap to clone again).
+  const out: number[] = []
+  for (let i = 0; i < values.length; i++) out.push(values[i])
+  return out
+}
+
 export type WorkerResponse =
   | { type: 'result', id: number, value: unknown }
   | { type: 'error', id: number, error: SerializedError }

@@ -48,6 +48,19 @@ describe('Batcher', () => {
     assert.deepEqual(calls, [[1, 2, 3, 4]])
   })
 
+  it('starts a batch of one at once, without waiting for a turn of the event loop', async () => {
+    const calls: number[][] = []
+    const batcher = new Batcher<number, number>({ maxBatch: 1, windowMs: 2 }, async items => {
+      calls.push(items)
+      return items.map(x => -x)
+    })
+    const first = batcher.submit(1)
+    const second = batcher.submit(2)
+    assert.deepEqual(calls, [[1]], 'the first request runs as it is submitted; the second waits for it')
+    assert.deepEqual(await Promise.all([first, second]), [-1, -2])
+    assert.deepEqual(calls, [[1], [2]])
+  })
+
   it('waits for the window before the first batch when batching', async () => {
     const calls: number[][] = []
     const batcher = new Batcher<number, number>({ maxBatch: 16, windowMs: 20 }, async items => {

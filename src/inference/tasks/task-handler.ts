@@ -43,7 +43,10 @@ export interface TaskHandler<P = unknown> {
   load(ctx: LoadContext): Promise<Pick<LoadedModel, 'model' | 'tokenizer' | 'processor'>>
   /** Validates and normalises one request. `rows` is how many batch rows it fills. */
   prepare(input: unknown, model: LoadedModel): Promise<{ value: P, rows: number }>
-  /** Runs prepared requests (one, or several when batchable); one result body per request. */
+  /**
+   * Runs prepared requests (one, or several when batchable); one result body per request. A body may
+   * hold float32 vectors as `FloatList`s (protocol.ts): the main thread turns them into plain lists.
+   */
   run(model: LoadedModel, items: P[], ctx: RunContext): Promise<Array<Record<string, unknown>>>
   /** A minimal input for warm-up, or undefined when the task cannot make one. */
   warmupInput?(model: LoadedModel): unknown
