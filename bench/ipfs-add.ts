@@ -15,6 +15,7 @@
 import { createHash } from 'node:crypto'
 import { mkdirSync, rmSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
+import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { HeliaStore, defaultRepoPath } from '../src/content/helia-store.js'
@@ -125,6 +126,18 @@ async function main (): Promise<void> {
           }
         })
       }
+      // what the disk path alone allows: the same bytes written to a new file, nothing hashed
+      cases.push({
+        name: 'reference: the same bytes written to a new file (no hashing)',
+        run: async () => {
+          const out = path.join(baseDir, `write-${repoCounter++}.bin`)
+          const t = now()
+          await writeFile(out, bytes)
+          const ms = now() - t
+          rmSync(out, { force: true })
+          return [ms, sha256Bytes(bytes)]
+        }
+      })
       if (reference) cases.push({ name: 'reference: @helia/unixfs addBytes into blockstore-fs, CIDv0, no pin', run: async () => [await referenceAdd(bytes), sha256Bytes(bytes)] })
       const samples = new Map(cases.map(c => [c.name, { add: [] as number[], sha: [] as number[], ratio: [] as number[] }]))
       for (let r = 0; r < runs; r++) {
