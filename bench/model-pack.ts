@@ -86,7 +86,7 @@ async function pullOnce (gateway: string, cid: string): Promise<{ ms: number, di
   }
 }
 
-const PHASES = ['start the embedded store B and its Helia node (acc.content())', 'fetch + verify + store every block (walk through the router)', 'pin in B (helia.pin: walks the DAG, reading and verifying every dag-pb block again)', 'export from B into the cache (pullModel: reads and verifies every block, writes the files, checks the manifest)'] as const
+const PHASES = ['start the embedded store B and its Helia node (acc.content())', 'fetch + verify + store every block (walk through the router)', 'pin in B (store.pin without links: checks every block is there, reading and verifying each dag-pb block)', 'export from B into the cache (pullModel: reads and verifies every block, writes the files, checks the manifest)'] as const
 
 /** The steps of `acc.pullModel`, one by one. */
 async function pullPhases (gateway: string, cid: string): Promise<number[]> {
