@@ -9,16 +9,20 @@
  *   repository each run (staging as hard links, manifest, import, pin), timed inside A.
  * pull: in this process, a fresh IpfsAccelerate each run, configured with
  *   `ipfs: { repo: <fresh B>, gateway: <A's url>, enable_local_gateway: false }` and a fresh
- *   `hub.cache_dir`, timing `acc.pullModel(cid)`: start the embedded store, fetch every block through the
- *   gateway (verified, stored in B), pin, then export the files from B into the cache (verified again).
+ *   `hub.cache_dir`, timing `acc.pullModel(cid)`: start the embedded store, fetch the DAG as one CAR
+ *   through the gateway (every block verified, stored in B), pin, then export the files from B into the
+ *   cache (verified again).
  * pull, by phase: the same steps called one by one (what `acc.pullModel` does), in separate runs.
- * walk: for comparison, the pack's DAG walked through A's gateway with a bare GatewayStore (raw blocks,
- *   verified, 8 ahead, stored nowhere): the network part of a pull without the router or store B.
+ * block by block: for comparison, the pull as it was before the CAR: the DAG walked through the router's
+ *   getBlock (one raw-block request each, 8 ahead, verified, stored in B), pin with the links, export.
+ * walk, raw / CAR: for comparison, the pack's DAG through A's gateway with a bare GatewayStore, verified,
+ *   stored nowhere: raw blocks 8 ahead, or one CAR (`fetchDag`): the network part of a pull alone.
  * sha-256: every file read from the page cache in 1 MiB pieces and hashed (what any verifying reader pays).
  */
 import { mkdirSync, rmSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
+import * as dagPb from '@ipld/dag-pb'
 import { CID } from 'multiformats/cid'
 import { IpfsAccelerate } from '../src/accelerator.js'
 import { defaultRepoPath } from '../src/content/helia-store.js'
@@ -86,7 +90,7 @@ async function pullOnce (gateway: string, cid: string): Promise<{ ms: number, di
   }
 }
 
-const PHASES = ['start the embedded store B and its Helia node (acc.content())', 'fetch + verify + store every block (walk through the router)', 'pin in B (store.pin without links: checks every block is there, reading and verifying each dag-pb block)', 'export from B into the cache (pullModel: reads and verifies every block, writes the files, checks the manifest)'] as const
+const PHASES = ['start the embedded store B and its Helia node (acc.content())', 'router.pin: fetch the DAG as one CAR, verify + store every block, pin in B', 'export from B into the cache (pullModel: reads and verifies every block, writes the files, checks the manifest)'] as const
 
 /** The steps of `acc.pullModel`, one by one. */
 async function pullPhases (gateway: string, cid: string): Promise<number[]> {
@@ -98,14 +102,36 @@ async function pullPhases (gateway: string, cid: string): Promise<number[]> {
     const t0 = now()
     const router = await acc.content()
     const t1 = now()
-    for await (const _ of walkDag(root, async (c, o) => await router.getBlock(c, o))) { /* cached into B by the router */ }
+    await router.pin(root)
     const t2 = now()
-    await router.helia.pin(root)
-    const t3 = now()
     const pulled = await pullModel(router.helia, root, { cacheDir: cache })
-    const t4 = now()
+    const t3 = now()
     if (pulled.cached) throw new Error('the pull was answered from the cache: not a fresh pull')
-    return [t1 - t0, t2 - t1, t3 - t2, t4 - t3]
+    return [t1 - t0, t2 - t1, t3 - t2]
+  } finally {
+    await acc.stop()
+    rmSync(repo, { recursive: true, force: true })
+    rmSync(cache, { recursive: true, force: true })
+  }
+}
+
+/** A pull as it was before the CAR: the walk through the router's getBlock (raw blocks), pin with links, export. */
+async function pullBlockByBlock (gateway: string, cid: string): Promise<number> {
+  const repo = fresh('repo-b')
+  const cache = fresh('cache-b')
+  const acc = accelerator(gateway, repo, cache)
+  try {
+    const root = CID.parse(cid)
+    const t = now()
+    const router = await acc.content()
+    const links = new Map<string, CID[]>()
+    for await (const block of walkDag(root, async (c, o) => await router.getBlock(c, o))) {
+      links.set(block.cid.toString(), block.cid.code === 0x70 ? dagPb.decode(block.bytes).Links.map(l => l.Hash) : [])
+    }
+    await router.helia.pin(root, { links })
+    const pulled = await pullModel(router.helia, root, { cacheDir: cache })
+    if (pulled.cached) throw new Error('the pull was answered from the cache: not a fresh pull')
+    return now() - t
   } finally {
     await acc.stop()
     rmSync(repo, { recursive: true, force: true })
@@ -130,7 +156,7 @@ async function main (): Promise<void> {
     printHeader('model pack: publish and pull of a ~50 MB model between two local processes', import.meta.url, [
       `runs: ${runs} (median), all folders in ${baseDir}`,
       `model: tiny BERT ${JSON.stringify(MODEL)}, ${files.length} files, ${fmt(total / 1e6)} MB (${fmt(total / MiB)} MiB); the pack adds a manifest`,
-      'publish: publishModel into a fresh store A (process A, CIDv0); pull: acc.pullModel(cid) in a fresh IpfsAccelerate with a fresh repo B and cache, reading through A\'s gateway (raw blocks, each verified)'
+      'publish: publishModel into a fresh store A (process A, CIDv0); pull: acc.pullModel(cid) in a fresh IpfsAccelerate with a fresh repo B and cache, reading through A\'s gateway (one CAR, each block verified)'
     ])
     server = await startServerProcess()
     const publish = async (): Promise<{ url: string, cid: string, ms: number }> => {
@@ -146,14 +172,15 @@ async function main (): Promise<void> {
     for (const [rel, digest] of expected) if (got.get(rel) !== digest) throw new Error(`pulled ${rel} differs from the source`)
     warm.cleanup()
     await pullPhases(first.url, first.cid)
+    await pullBlockByBlock(first.url, first.cid)
 
-    const samples = { publish: [] as number[], pull: [] as number[], cp: [] as number[], sha: [] as number[], walk: [] as number[] }
+    const samples = { publish: [] as number[], pull: [] as number[], blocks: [] as number[], cp: [] as number[], sha: [] as number[], walk: [] as number[], car: [] as number[] }
     const phases: number[][] = PHASES.map(() => [])
     for (let r = 0; r < runs; r++) {
       const p = await publish()
       if (p.cid !== first.cid) throw new Error(`publish gave ${p.cid}, earlier ${first.cid}: not deterministic`)
       samples.publish.push(p.ms)
-      for (const name of shuffle(['pull', 'phases', 'cp', 'sha', 'walk'] as const, r + 1)) {
+      for (const name of shuffle(['pull', 'blocks', 'phases', 'cp', 'sha', 'walk', 'car'] as const, r + 1)) {
         if (name === 'walk') {
           const gateway = new GatewayStore({ url: p.url, mode: 'raw', timeoutMs: 120_000, retries: 0 })
           const t = now()
@@ -161,6 +188,15 @@ async function main (): Promise<void> {
           for await (const block of walkDag(CID.parse(p.cid), async (c, o) => await gateway.getBlock(c, o))) n += block.bytes.byteLength
           samples.walk.push(now() - t)
           if (n < total) throw new Error(`the walk saw ${n} bytes, fewer than the ${total} of the files`)
+        } else if (name === 'car') {
+          const gateway = new GatewayStore({ url: p.url, timeoutMs: 120_000, retries: 0 })
+          const t = now()
+          let n = 0
+          for await (const block of gateway.fetchDag(CID.parse(p.cid))) n += block.bytes.byteLength
+          samples.car.push(now() - t)
+          if (n < total) throw new Error(`the CAR held ${n} bytes, fewer than the ${total} of the files`)
+        } else if (name === 'blocks') {
+          samples.blocks.push(await pullBlockByBlock(p.url, p.cid))
         } else if (name === 'pull') {
           const pulled = await pullOnce(p.url, p.cid)
           samples.pull.push(pulled.ms)
@@ -190,9 +226,11 @@ async function main (): Promise<void> {
     }
     rows.push(row('publishModel into a fresh store A', samples.publish))
     rows.push(row('acc.pullModel(cid) into a fresh store B, through A\'s gateway', samples.pull))
+    rows.push(row('for comparison: the same pull block by block (walk through the router, raw blocks 8 ahead; the path before the CAR)', samples.blocks))
     rows.push(row('plain copy of the folder (fs.cp)', samples.cp))
     rows.push(row('sha-256 of all its bytes (read in 1 MiB pieces + hash)', samples.sha))
     rows.push(row('for comparison: walk the pack through A\'s gateway, GatewayStore raw, verified, not stored', samples.walk))
+    rows.push(row('for comparison: the pack as one CAR from A\'s gateway, GatewayStore.fetchDag, verified, not stored', samples.car))
     const phaseTotal = phases.reduce((n, p) => n + median(p), 0)
     for (let i = 0; i < PHASES.length; i++) {
       const ms = median(phases[i])

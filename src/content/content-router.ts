@@ -59,6 +59,14 @@ function sameUrl (a: string, b: string): boolean {
   }
 }
 
+/** Blocks of a one-transfer DAG fetch being written at once. */
+const MAX_DAG_WRITES = 16
+
+/** The CIDs a block links to (none for a raw block). */
+function linksOf (block: { cid: CID, bytes: Uint8Array }): CID[] {
+  return block.cid.code === DAG_PB_CODE ? dagPb.decode(block.bytes).Links.map(l => l.Hash) : []
+}
+
 export class ContentRouter implements ContentStore {
   readonly name = 'router'
   /** The embedded store. */
@@ -206,16 +214,78 @@ export class ContentRouter implements ContentStore {
       async (store, cid) => await (store.getBlock as NonNullable<ContentStore['getBlock']>)(cid, options))
   }
 
-  /** Pins in the embedded store, first fetching (and so caching) every block of the DAG it lacks. */
+  /**
+   * Pins in the embedded store, first fetching (and so caching) every block of the DAG it lacks. When
+   * the embedded store lacks the root and a store can send the whole DAG at once (`fetchDag`: a
+   * gateway's CAR), its blocks are streamed in first (verified there, stored here); then a walk fetches
+   * block by block whatever the transfer did not bring. A transfer that fails (network, a block that
+   * does not match its CID, a wrong root) is logged and the walk does the rest: it alone decides
+   * whether the pin succeeds. A block that fails verification is never stored.
+   */
   async pin (ref: ContentRef, options: AbortOptions = {}): Promise<void> {
     const cid = await this.resolve(ref, '', options)
-    // Fetched blocks are verified and cached by getBlock; the links seen on the way let the pin skip
-    // reading and hashing every block a second time.
+    // Links of the blocks fetched (or found) on the way: the pin needs them, and they spare reading
+    // and hashing every block a second time.
     const links = new Map<string, CID[]>()
-    for await (const block of walkDag(cid, async (c, o) => await this.getBlock(c, o), { signal: options.signal })) {
-      links.set(block.cid.toString(), block.cid.code === DAG_PB_CODE ? dagPb.decode(block.bytes).Links.map(l => l.Hash) : [])
+    if (!(await this.helia.has(cid, options))) await this.fetchWholeDag(cid, links, options)
+    // The walk: below a block the transfer brought, only its children are visited; below any other
+    // block the DAG is walked through getBlock (local first, then the network, verified and cached).
+    const done = new Set<string>()
+    const visit = async (c: CID): Promise<void> => {
+      const key = c.toString()
+      if (done.has(key)) return
+      const children = links.get(key)
+      if (children !== undefined) {
+        for (const child of children) await visit(child)
+      } else {
+        for await (const block of walkDag(c, async (b, o) => await this.getBlock(b, o), { signal: options.signal })) {
+          links.set(block.cid.toString(), linksOf(block))
+        }
+      }
+      done.add(key)
     }
+    await visit(cid)
     await this.helia.pin(cid, { ...options, links })
+  }
+
+  /**
+   * Streams the DAG below `cid` from the first store with `fetchDag` into the embedded store, noting
+   * each block's links in `links`. Never throws for the transfer's own failures (only for an abort).
+   */
+  private async fetchWholeDag (cid: CID, links: Map<string, CID[]>, options: AbortOptions): Promise<void> {
+    const store = this.stores.find(s => s.fetchDag !== undefined)
+    if (store?.fetchDag === undefined) return
+    const blockstore = this.helia.blockstore
+    let blocks = 0
+    let bytes = 0
+    const started = performance.now()
+    // writes overlap the transfer (the blockstore coalesces them); a block's links are noted once it is stored
+    const writing = new Set<Promise<void>>()
+    let failed: { err: unknown } | undefined
+    const settle = async (): Promise<void> => {
+      await Promise.all(writing)
+      if (failed !== undefined) throw failed.err
+    }
+    try {
+      for await (const block of store.fetchDag(cid, options)) {
+        // verified by fetchDag before it was yielded
+        const children = linksOf(block)
+        const write: Promise<void> = blockstore.putBlock(block.cid, block.bytes)
+          .then(() => { links.set(block.cid.toString(), children) }, (err: unknown) => { failed ??= { err } })
+          .finally(() => writing.delete(write))
+        writing.add(write)
+        blocks++
+        bytes += block.bytes.byteLength
+        if (failed !== undefined) throw failed.err
+        if (writing.size >= MAX_DAG_WRITES) await Promise.race(writing)
+      }
+      await settle()
+      this.log.debug({ store: store.name, cid: cid.toString(), blocks, bytes, ms: Math.round(performance.now() - started) }, 'fetched the DAG in one transfer')
+    } catch (err) {
+      await Promise.all(writing)
+      if (options.signal?.aborted === true) throw abortReason(options.signal, 'pin')
+      this.log.warn({ store: store.name, cid: cid.toString(), blocks, bytes, err }, 'fetching the DAG in one transfer failed; fetching the rest block by block')
+    }
   }
 
   async unpin (ref: ContentRef, options: AbortOptions = {}): Promise<void> {

@@ -39,6 +39,12 @@ export interface ContentStore {
   unpin?(cid: CID, options?: AbortOptions): Promise<void>
   /** One raw block, verified against its CID. */
   getBlock?(cid: CID, options?: AbortOptions): Promise<Uint8Array>
+  /**
+   * Every block of the DAG below `cid` in one transfer (a gateway's `?format=car&dag-scope=all`), each
+   * verified against its CID before it is yielded; the caller stores them. A broken transfer throws,
+   * but a source may also end cleanly short of the whole DAG: callers that need all of it check.
+   */
+  fetchDag?(cid: CID, options?: AbortOptions): AsyncIterable<{ cid: CID, bytes: Uint8Array }>
   /** The CID at `path` (`a/b.txt`) below the directory `cid`. NotFoundError when a name is missing. */
   resolve?(cid: CID, path: string, options?: AbortOptions): Promise<CID>
   /** Imports a folder as a UnixFS directory (model packs); returns its CID. */

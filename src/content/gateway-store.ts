@@ -8,12 +8,13 @@
  * `probeLocalGateway()` tells whether a gateway answers on localhost (`enable_local_gateway`).
  */
 import type { CID } from 'multiformats/cid'
-import { AccelerateError, ContentVerificationError, IpfsConnectionError, NotFoundError, ValidationError } from '../errors.js'
+import * as dagPb from '@ipld/dag-pb'
+import { AccelerateError, ContentVerificationError, IpfsConnectionError, NotFoundError, TimeoutError, ValidationError } from '../errors.js'
 import { silentLogger, type Logger } from '../logging/logger.js'
 import type { AbortOptions, ContentStore, ProgressOptions } from './content-store.js'
-import { identityBytes, verifyBlock } from './cid.js'
+import { DAG_PB_CODE, identityBytes, verifyBlock } from './cid.js'
 import { abortReason, collectBytes, throwIfAborted } from './async-utils.js'
-import { readUnixfsFile, resolveIpfsPath, statUnixfs, type BlockGetter, type ReadFileOptions } from './unixfs-reader.js'
+import { readUnixfsFile, resolveIpfsPath, statUnixfs, type BlockGetter, type DagBlock, type ReadFileOptions } from './unixfs-reader.js'
 import { resolveNetwork, withRetry, type NetworkInit, type ResolvedNetwork } from './retry.js'
 
 /** Where verified blocks fetched from the network are kept (e.g. `HeliaStore.blockstore`). */
@@ -117,12 +118,7 @@ export class GatewayStore implements ContentStore {
       }
       return new Uint8Array(await res.arrayBuffer())
     })
-    try {
-      verifyBlock(cid, bytes, `${this.name} ${this.url}`)
-    } catch (err) {
-      this.log.warn({ cid: cid.toString(), url: this.url }, 'gateway sent a block that does not match its CID')
-      throw err
-    }
+    this.verify(cid, bytes, `${this.name} ${this.url}`)
     await this.cache?.putBlock(cid, bytes)
     return bytes
   }
@@ -156,38 +152,116 @@ export class GatewayStore implements ContentStore {
     return await resolveIpfsPath(cid, path, this.getBlock.bind(this), options)
   }
 
+  /**
+   * Every block of the DAG below `cid` (`dag-scope=all`) from one CAR response (`GET
+   * /ipfs/{cid}?format=car&dag-scope=all`), in the CAR's depth-first order, each verified against its
+   * CID before it is yielded. The CAR's root must be `cid`, and every block must be linked from one
+   * sent before it (order=dfs): anything else is a ContentVerificationError naming this store. A 404 is
+   * a NotFoundError; a stream that breaks (reset, truncated, malformed, idle past `timeoutMs`) an
+   * IpfsConnectionError (TimeoutError when idle). Blocks are not cached here: the caller stores them.
+   */
+  async * fetchDag (cid: CID, options: AbortOptions = {}): AsyncGenerator<DagBlock> {
+    const inline = identityBytes(cid)
+    if (inline !== undefined) {
+      yield { cid, bytes: inline }
+      return
+    }
+    const source = `${this.name} ${this.url} (CAR)`
+    // children of the blocks seen so far: a block nobody linked to is not part of this DAG
+    const expected = new Set<string>([cid.toString()])
+    yield * this.withCar(cid, 'all', options.signal, 'fetchDag', async function * (blocks) {
+      for await (const block of blocks) {
+        const key = block.cid.toString()
+        if (!expected.has(key)) {
+          throw new ContentVerificationError(`${source} sent ${key}, which no earlier block of ${cid.toString()} links to`, { context: { cid: key, store: this.name } })
+        }
+        this.verify(block.cid, block.bytes, source)
+        if (block.cid.code === DAG_PB_CODE) for (const link of dagPb.decode(block.bytes).Links) expected.add(link.Hash.toString())
+        yield { cid: block.cid, bytes: block.bytes }
+      }
+    })
+  }
+
+  private verify (cid: CID, bytes: Uint8Array, source: string): void {
+    try {
+      verifyBlock(cid, bytes, source)
+    } catch (err) {
+      this.log.warn({ cid: cid.toString(), url: this.url }, 'gateway sent a block that does not match its CID')
+      throw err
+    }
+  }
+
+  /**
+   * One CAR request for `cid` (`dag-scope`), shared by catCar and fetchDag: the response head under
+   * withRetry (per-attempt deadline, retries, 404 -> NotFoundError), the CAR's root checked against
+   * `cid`, then `consume` given the CAR's blocks (not yet verified) and what it yields passed on. The
+   * body streams under the caller's signal, and a gap of `timeoutMs` between chunks ends it. Errors that
+   * are not ours become AbortError (caller's signal), TimeoutError (idle) or IpfsConnectionError.
+   */
+  private async * withCar<T> (cid: CID, scope: 'all' | 'entity', callerSignal: AbortSignal | undefined, what: string,
+    consume: (this: GatewayStore, blocks: AsyncIterable<DagBlock>) => AsyncIterable<T>): AsyncGenerator<T> {
+    const url = `${this.url}/ipfs/${cid.toString()}?format=car&dag-scope=${scope}`
+    const controller = new AbortController()
+    const signal = callerSignal === undefined ? controller.signal : AbortSignal.any([callerSignal, controller.signal])
+    let idle = false
+    let timer: NodeJS.Timeout | undefined
+    try {
+      const res = await withRetry(`GET ${url}`, this.where(), this.net, callerSignal, async (attemptSignal) => {
+        // the per-attempt deadline covers the response head; the body streams under the caller's signal
+        const r = await fetch(url, { headers: { accept: CAR_ACCEPT }, signal: AbortSignal.any([signal, attemptSignal]) })
+        if (r.status === 404 || r.status === 410) {
+          await r.arrayBuffer().catch(() => {})
+          throw new NotFoundError(`${this.name} at ${this.url} has no ${cid.toString()}`, { context: { cid: cid.toString(), store: this.name } })
+        }
+        if (!r.ok || r.body === null) {
+          await r.arrayBuffer().catch(() => {})
+          throw new HttpStatusError(r.status, `HTTP ${r.status} ${r.statusText}`)
+        }
+        return r
+      })
+      const body = res.body as unknown as AsyncIterable<Uint8Array>
+      const timeoutMs = this.net.timeoutMs
+      const arm = (): void => {
+        timer = setTimeout(() => { idle = true; controller.abort() }, timeoutMs)
+      }
+      const { CarBlockIterator } = await import('@ipld/car/iterator')
+      const blocks = await CarBlockIterator.fromIterable((async function * () {
+        // only the wait for the network counts, not the time the consumer takes
+        const chunks = body[Symbol.asyncIterator]()
+        while (true) {
+          arm()
+          const next = await chunks.next()
+          clearTimeout(timer)
+          if (next.done === true) return
+          yield next.value
+        }
+      })())
+      const roots = await blocks.getRoots()
+      if (roots.length === 0 || !roots[0].equals(cid)) {
+        throw new ContentVerificationError(`${this.name} sent a CAR for ${roots[0]?.toString() ?? 'nothing'} instead of ${cid.toString()}`, { context: { cid: cid.toString(), store: this.name } })
+      }
+      yield * consume.call(this, blocks)
+    } catch (err) {
+      if (callerSignal?.aborted === true) throw abortReason(callerSignal, what)
+      if (idle) {
+        throw new TimeoutError(`GET ${url}: the CAR stream from ${this.name} at ${this.url} stalled for ${this.net.timeoutMs} ms`, { cause: err, context: { store: this.name, target: this.url, cid: cid.toString() } })
+      }
+      if (err instanceof AccelerateError) throw err
+      // the stream broke (connection reset, truncated or malformed CAR)
+      throw new IpfsConnectionError(`GET ${url}: the CAR stream from ${this.name} at ${this.url} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err, context: { store: this.name, target: this.url, cid: cid.toString() } })
+    } finally {
+      clearTimeout(timer)
+      controller.abort()
+    }
+  }
+
   /** A file read through one CAR response; blocks verified as they arrive, walked in DFS order. */
   private async * catCar (cid: CID, options: ReadFileOptions): AsyncGenerator<Uint8Array> {
     if (identityBytes(cid) !== undefined) {
       yield * readUnixfsFile(cid, this.getBlock.bind(this), options)
       return
     }
-    const url = `${this.url}/ipfs/${cid.toString()}?format=car&dag-scope=entity`
-    const controller = new AbortController()
-    const signal = options.signal === undefined ? controller.signal : AbortSignal.any([options.signal, controller.signal])
-    const res = await withRetry(`GET ${url}`, this.where(), this.net, options.signal, async (attemptSignal) => {
-      // the per-attempt deadline covers the response head; the body streams under the caller's signal
-      const r = await fetch(url, { headers: { accept: CAR_ACCEPT }, signal: AbortSignal.any([signal, attemptSignal]) })
-      if (r.status === 404 || r.status === 410) {
-        await r.arrayBuffer().catch(() => {})
-        throw new NotFoundError(`${this.name} at ${this.url} has no ${cid.toString()}`, { context: { cid: cid.toString(), store: this.name } })
-      }
-      if (!r.ok || r.body === null) {
-        await r.arrayBuffer().catch(() => {})
-        throw new HttpStatusError(r.status, `HTTP ${r.status} ${r.statusText}`)
-      }
-      return r
-    })
-    try {
-      const { CarBlockIterator } = await import('@ipld/car/iterator')
-      const body = res.body as ReadableStream<Uint8Array>
-      const blocks = await CarBlockIterator.fromIterable((async function * () {
-        for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) yield chunk
-      })())
-      const roots = await blocks.getRoots()
-      if (roots.length === 0 || !roots[0].equals(cid)) {
-        throw new ContentVerificationError(`${this.name} sent a CAR for ${roots[0]?.toString() ?? 'nothing'} instead of ${cid.toString()}`, { context: { cid: cid.toString(), store: this.name } })
-      }
+    yield * this.withCar(cid, 'entity', options.signal, 'cat', async function * (blocks) {
       const iterator = blocks[Symbol.asyncIterator]()
       const recent = new Map<string, Uint8Array>()
       const source = `${this.name} ${this.url} (CAR)`
@@ -211,13 +285,6 @@ export class GatewayStore implements ContentStore {
       }
       // readAhead 1: blocks are asked for in exactly the CAR's depth-first order
       yield * readUnixfsFile(cid, next, { ...options, readAhead: 1 })
-    } catch (err) {
-      if (err instanceof AccelerateError) throw err
-      if (options.signal?.aborted === true) throw abortReason(options.signal, 'cat')
-      // the stream broke (connection reset, truncated or malformed CAR)
-      throw new IpfsConnectionError(`GET ${url}: the CAR stream from ${this.name} at ${this.url} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err, context: { store: this.name, target: this.url, cid: cid.toString() } })
-    } finally {
-      controller.abort()
-    }
+    })
   }
 }
