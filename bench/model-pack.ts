@@ -22,14 +22,13 @@
 import { mkdirSync, rmSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import * as dagPb from '@ipld/dag-pb'
 import { CID } from 'multiformats/cid'
 import { IpfsAccelerate } from '../src/accelerator.js'
 import { defaultRepoPath } from '../src/content/helia-store.js'
 import { GatewayStore } from '../src/content/gateway-store.js'
 import { pullModel } from '../src/content/model-pack.js'
 import { installPromiseWithResolvers } from '../src/content/polyfills.js'
-import { walkDag } from '../src/content/unixfs-reader.js'
+import { blockLinks, walkDag } from '../src/content/unixfs-reader.js'
 import { buildTinyModel } from '../src/models/tiny/index.js'
 import { median, fmt, shuffle } from './lib/stats.js'
 import { sha256File } from './lib/sha256-file.js'
@@ -126,7 +125,7 @@ async function pullBlockByBlock (gateway: string, cid: string): Promise<number> 
     const router = await acc.content()
     const links = new Map<string, CID[]>()
     for await (const block of walkDag(root, async (c, o) => await router.getBlock(c, o))) {
-      links.set(block.cid.toString(), block.cid.code === 0x70 ? dagPb.decode(block.bytes).Links.map(l => l.Hash) : [])
+      links.set(block.cid.toString(), blockLinks(block.cid, block.bytes))
     }
     await router.helia.pin(root, { links })
     const pulled = await pullModel(router.helia, root, { cacheDir: cache })

@@ -15,11 +15,10 @@ import type { IpfsConfig } from '../config/schema.js'
 import { AbortError, AccelerateError, IpfsConnectionError, TimeoutError, ValidationError } from '../errors.js'
 import { silentLogger, type Logger } from '../logging/logger.js'
 import type { AbortOptions, ContentStore, ProgressOptions, PutOptions } from './content-store.js'
-import * as dagPb from '@ipld/dag-pb'
-import { DAG_PB_CODE, parseIpfsPath, toCid, type IpfsPath } from './cid.js'
+import { parseIpfsPath, toCid, type IpfsPath } from './cid.js'
 import { abortReason, collectBytes } from './async-utils.js'
 import { HeliaStore } from './helia-store.js'
-import { walkDag } from './unixfs-reader.js'
+import { blockLinks, walkDag } from './unixfs-reader.js'
 import { KuboStore } from './kubo-store.js'
 import { DEFAULT_LOCAL_GATEWAY, DEFAULT_PROBE_TIMEOUT_MS, GatewayStore, gatewayBase, probeLocalGateway } from './gateway-store.js'
 
@@ -62,10 +61,6 @@ function sameUrl (a: string, b: string): boolean {
 /** Blocks of a one-transfer DAG fetch being written at once. */
 const MAX_DAG_WRITES = 16
 
-/** The CIDs a block links to (none for a raw block). */
-function linksOf (block: { cid: CID, bytes: Uint8Array }): CID[] {
-  return block.cid.code === DAG_PB_CODE ? dagPb.decode(block.bytes).Links.map(l => l.Hash) : []
-}
 
 export class ContentRouter implements ContentStore {
   readonly name = 'router'
@@ -239,7 +234,7 @@ export class ContentRouter implements ContentStore {
         for (const child of children) await visit(child)
       } else {
         for await (const block of walkDag(c, async (b, o) => await this.getBlock(b, o), { signal: options.signal })) {
-          links.set(block.cid.toString(), linksOf(block))
+          links.set(block.cid.toString(), blockLinks(block.cid, block.bytes))
         }
       }
       done.add(key)
@@ -269,7 +264,7 @@ export class ContentRouter implements ContentStore {
     try {
       for await (const block of store.fetchDag(cid, options)) {
         // verified by fetchDag before it was yielded
-        const children = linksOf(block)
+        const children = blockLinks(block.cid, block.bytes)
         const write: Promise<void> = blockstore.putBlock(block.cid, block.bytes)
           .then(() => { links.set(block.cid.toString(), children) }, (err: unknown) => { failed ??= { err } })
           .finally(() => writing.delete(write))

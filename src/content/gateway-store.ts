@@ -8,13 +8,12 @@
  * `probeLocalGateway()` tells whether a gateway answers on localhost (`enable_local_gateway`).
  */
 import type { CID } from 'multiformats/cid'
-import * as dagPb from '@ipld/dag-pb'
 import { AccelerateError, ContentVerificationError, IpfsConnectionError, NotFoundError, TimeoutError, ValidationError } from '../errors.js'
 import { silentLogger, type Logger } from '../logging/logger.js'
 import type { AbortOptions, ContentStore, ProgressOptions } from './content-store.js'
-import { DAG_PB_CODE, identityBytes, verifyBlock } from './cid.js'
+import { identityBytes, verifyBlock } from './cid.js'
 import { abortReason, collectBytes, throwIfAborted } from './async-utils.js'
-import { readUnixfsFile, resolveIpfsPath, statUnixfs, type BlockGetter, type DagBlock, type ReadFileOptions } from './unixfs-reader.js'
+import { blockLinks, readUnixfsFile, resolveIpfsPath, statUnixfs, type BlockGetter, type DagBlock, type ReadFileOptions } from './unixfs-reader.js'
 import { resolveNetwork, withRetry, type NetworkInit, type ResolvedNetwork } from './retry.js'
 
 /** Where verified blocks fetched from the network are kept (e.g. `HeliaStore.blockstore`). */
@@ -176,7 +175,7 @@ export class GatewayStore implements ContentStore {
           throw new ContentVerificationError(`${source} sent ${key}, which no earlier block of ${cid.toString()} links to`, { context: { cid: key, store: this.name } })
         }
         this.verify(block.cid, block.bytes, source)
-        if (block.cid.code === DAG_PB_CODE) for (const link of dagPb.decode(block.bytes).Links) expected.add(link.Hash.toString())
+        for (const link of blockLinks(block.cid, block.bytes)) expected.add(link.toString())
         yield { cid: block.cid, bytes: block.bytes }
       }
     })

@@ -18,21 +18,20 @@
 import fs from 'node:fs/promises'
 import { homedir } from 'node:os'
 import path from 'node:path'
-import * as dagPb from '@ipld/dag-pb'
 import type { Helia, HeliaInit } from 'helia'
 import type { CID } from 'multiformats/cid'
 import { AbortError, NotFoundError, ValidationError } from '../errors.js'
 import { silentLogger, type Logger } from '../logging/logger.js'
 import type { AbortOptions, ContentStore, ProgressOptions, PutOptions } from './content-store.js'
-import { DAG_PB_CODE, RAW_CODE, assertSupportedCid, identityBytes, verifyBlock } from './cid.js'
+import { assertSupportedCid, identityBytes, verifyBlock } from './cid.js'
 import { createLocalBlockstore, detectLayout, type BlockstoreLayout, type LocalBlockstore } from './local-blockstore.js'
 import { collectBytes, throwIfAborted } from './async-utils.js'
 import { RwLock } from './rw-lock.js'
 import { JournalDatastore } from './journal-datastore.js'
 import { PinSet, blockKey } from './pin-set.js'
 import { ChunkPool, kuboImporterOptions, type CidVersion } from './unixfs-layout.js'
-import { WRITE_BEHIND_BLOCKS, WriteBehind, linksOf, listFolder, readFileChunks } from './import-io.js'
-import { readUnixfsFile, resolveIpfsPath, statUnixfs, type ReadFileOptions, type UnixfsEntryType } from './unixfs-reader.js'
+import { WRITE_BEHIND_BLOCKS, WriteBehind, listFolder, readFileChunks } from './import-io.js'
+import { blockLinks, readUnixfsFile, resolveIpfsPath, statUnixfs, type ReadFileOptions, type UnixfsEntryType } from './unixfs-reader.js'
 import { installPromiseWithResolvers } from './polyfills.js'
 import { lockRepo } from './repo-lock.js'
 
@@ -218,7 +217,7 @@ export class HeliaStore implements ContentStore {
       const datastore = new JournalDatastore(path.join(this.repo, 'datastore'))
       await datastore.open()
       this.datastore = datastore
-      const pins = new PinSet(datastore, async (cid, options) => linksOf(await this.getBlock(cid, options)))
+      const pins = new PinSet(datastore, async (cid, options) => blockLinks(cid, await this.getBlock(cid, options)))
       const moved = await pins.migrateHeliaPins()
       if (moved > 0) this.log.info({ pins: moved }, 'carried over pins recorded by Helia')
       return pins
@@ -260,7 +259,7 @@ export class HeliaStore implements ContentStore {
     const release = await this.lock.read()
     try {
       await blocks.putBlock(cid, bytes)
-      if (options.pin === true) await this.pinUnlocked(cid, new Map([[cid.toString(), cid.code === DAG_PB_CODE ? linksOf(bytes) : []]]), options)
+      if (options.pin === true) await this.pinUnlocked(cid, new Map([[cid.toString(), blockLinks(cid, bytes)]]), options)
     } finally {
       release()
     }

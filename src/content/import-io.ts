@@ -5,7 +5,6 @@
 import type { Dirent } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import * as dagPb from '@ipld/dag-pb'
 import type { CID } from 'multiformats/cid'
 import { ValidationError } from '../errors.js'
 import { throwIfAborted } from './async-utils.js'
@@ -18,10 +17,6 @@ export const WRITE_BEHIND_BLOCKS = 64
 export const READ_SPAN_CHUNKS = 16
 /** Read calls in flight while adding a file from disk. */
 export const FILE_READ_AHEAD = 2
-
-export function linksOf (bytes: Uint8Array): CID[] {
-  return dagPb.decode(bytes).Links.map(l => l.Hash)
-}
 
 /**
  * Lets an import hash the next blocks while earlier ones are still being written: `put` returns as

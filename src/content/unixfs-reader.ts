@@ -151,6 +151,11 @@ export interface DagBlock {
  * trustless gateway's `?format=car` with `order=dfs; dups=y`). `scope: 'block'` gives the root only;
  * `'entity'` stops below directories (their entries are other entities) but walks files whole.
  */
+/** The CIDs a block links to: a dag-pb node's links, none for a raw block. */
+export function blockLinks (cid: CID, bytes: Uint8Array): CID[] {
+  return cid.code === DAG_PB_CODE ? dagPb.decode(bytes).Links.map(l => l.Hash) : []
+}
+
 export async function * walkDag (cid: CID, getBlock: BlockGetter, options: AbortOptions & { scope?: 'all' | 'entity' | 'block', readAhead?: number } = {}): AsyncGenerator<DagBlock> {
   const readAhead = Math.max(1, options.readAhead ?? DEFAULT_READ_AHEAD)
   const scope = options.scope ?? 'all'
