@@ -91,12 +91,23 @@ async function pullOnce (gateway: string, cid: string): Promise<{ ms: number, di
 
 const PHASES = ['start the embedded store B and its Helia node (acc.content())', 'router.pin: fetch the DAG as one CAR, verify + store every block, pin in B', 'export from B into the cache (pullModel: reads and verifies every block, writes the files, checks the manifest)'] as const
 
-/** The steps of `acc.pullModel`, one by one. */
-async function pullPhases (gateway: string, cid: string): Promise<number[]> {
+/** Runs `fn` with a fresh IpfsAccelerate (fresh repository B and cache) reading through `gateway`; cleans up. */
+async function withFreshPuller<T> (gateway: string, fn: (acc: IpfsAccelerate, cache: string) => Promise<T>): Promise<T> {
   const repo = fresh('repo-b')
   const cache = fresh('cache-b')
   const acc = accelerator(gateway, repo, cache)
   try {
+    return await fn(acc, cache)
+  } finally {
+    await acc.stop()
+    rmSync(repo, { recursive: true, force: true })
+    rmSync(cache, { recursive: true, force: true })
+  }
+}
+
+/** The steps of `acc.pullModel`, one by one. */
+async function pullPhases (gateway: string, cid: string): Promise<number[]> {
+  return await withFreshPuller(gateway, async (acc, cache) => {
     const root = CID.parse(cid)
     const t0 = now()
     const router = await acc.content()
@@ -107,19 +118,12 @@ async function pullPhases (gateway: string, cid: string): Promise<number[]> {
     const t3 = now()
     if (pulled.cached) throw new Error('the pull was answered from the cache: not a fresh pull')
     return [t1 - t0, t2 - t1, t3 - t2]
-  } finally {
-    await acc.stop()
-    rmSync(repo, { recursive: true, force: true })
-    rmSync(cache, { recursive: true, force: true })
-  }
+  })
 }
 
 /** A pull as it was before the CAR: the walk through the router's getBlock (raw blocks), pin with links, export. */
 async function pullBlockByBlock (gateway: string, cid: string): Promise<number> {
-  const repo = fresh('repo-b')
-  const cache = fresh('cache-b')
-  const acc = accelerator(gateway, repo, cache)
-  try {
+  return await withFreshPuller(gateway, async (acc, cache) => {
     const root = CID.parse(cid)
     const t = now()
     const router = await acc.content()
@@ -131,11 +135,7 @@ async function pullBlockByBlock (gateway: string, cid: string): Promise<number> 
     const pulled = await pullModel(router.helia, root, { cacheDir: cache })
     if (pulled.cached) throw new Error('the pull was answered from the cache: not a fresh pull')
     return now() - t
-  } finally {
-    await acc.stop()
-    rmSync(repo, { recursive: true, force: true })
-    rmSync(cache, { recursive: true, force: true })
-  }
+  })
 }
 
 async function main (): Promise<void> {
