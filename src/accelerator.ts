@@ -11,6 +11,7 @@ import { createLogger, componentLogger, type Logger } from './logging/logger.js'
 import { HardwareDetection } from './hardware/index.js'
 import { InferenceEngine, type RunOptions } from './inference/engine.js'
 import { ResultCache } from './inference/result-cache.js'
+import { checkPlainInput } from './inference/canonical-input.js'
 import type { EndpointInfo, ModelProgressEvent } from './inference/protocol.js'
 import { describe } from './inference/inputs/token-ids.js'
 import { parseModelReference } from './models/model-reference.js'
@@ -50,6 +51,8 @@ export class IpfsAccelerate {
   private releaseStore?: () => Promise<void>
   /** Local folders of content-addressed models already pulled, by identifier. */
   private readonly pulled = new Map<string, string>()
+  /** `onProgress` listeners; they outlive any one engine (a crashed worker is replaced). */
+  private readonly progressListeners = new Set<(event: ModelProgressEvent) => void>()
   private stopped = false
 
   constructor (resources?: ResourcesInit | null, metadata?: Metadata | null, options: IpfsAccelerateOptions = {}) {
@@ -64,15 +67,25 @@ export class IpfsAccelerate {
 
   private get engine (): InferenceEngine {
     if (this.stopped) throw new AbortError('this IpfsAccelerate instance was stopped')
+    if (this.engineInstance !== undefined && !this.engineInstance.alive) {
+      // The worker crashed (its pending calls failed with the reason): start afresh; models load again on use.
+      this.logger.warn('the inference worker had exited; starting a new one')
+      this.engineInstance = undefined
+    }
     if (this.engineInstance === undefined) {
       const hardware = this.hardwareDetection.detectAllHardware()
       this.engineInstance = new InferenceEngine({ config: this.config, hardware, logger: componentLogger(this.logger, 'inference') })
+      this.engineInstance.on('progress', event => {
+        for (const listener of this.progressListeners) listener(event)
+      })
     }
     return this.engineInstance
   }
 
-  private checkCall (model: unknown, endpointType: unknown): EndpointType {
+  /** Checks what every inference entry point is given; the task-specific checks run in the worker. */
+  private checkCall (model: unknown, endpointType: unknown, input: unknown): EndpointType {
     if (typeof model !== 'string' || model.trim() === '') throw ValidationError.field('model', `expected a non-empty model identifier, got ${describe(model)}`)
+    checkPlainInput(input, 'input')
     if (endpointType === undefined || endpointType === null) return 'auto'
     if (typeof endpointType !== 'string' || !(ENDPOINT_TYPES as readonly string[]).includes(endpointType)) {
       throw ValidationError.field('endpoint_type', `unknown endpoint type ${JSON.stringify(endpointType)}; expected one of ${ENDPOINT_TYPES.join(', ')}`)
@@ -81,7 +94,7 @@ export class IpfsAccelerate {
   }
 
   private cacheKey (model: string, endpointType: EndpointType, input: unknown): string | undefined {
-    return this.resultCache === undefined ? undefined : ResultCache.key(model, endpointType, input)
+    return this.resultCache === undefined || !isRepeatable(input) ? undefined : ResultCache.key(model, endpointType, input)
   }
 
   /**
@@ -89,7 +102,7 @@ export class IpfsAccelerate {
    * the model runs in the inference worker (and, on first use, while the model is fetched and loaded).
    */
   process (model: string, input: unknown, endpointType?: EndpointType | null): InferenceResult {
-    const type = this.checkCall(model, endpointType)
+    const type = this.checkCall(model, endpointType, input)
     const key = this.cacheKey(model, type, input)
     const hit = key === undefined ? undefined : this.resultCache?.get(key)
     if (hit !== undefined) return hit as InferenceResult
@@ -100,7 +113,7 @@ export class IpfsAccelerate {
 
   /** Asynchronous inference on the same engine as `process()`. */
   async processAsync (model: string, input: unknown, endpointType?: EndpointType | null, options: RunOptions = {}): Promise<InferenceResult> {
-    const type = this.checkCall(model, endpointType)
+    const type = this.checkCall(model, endpointType, input)
     // Streaming callers want the tokens as they come, so they bypass the cache.
     const key = options.onToken === undefined ? this.cacheKey(model, type, input) : undefined
     const hit = key === undefined ? undefined : this.resultCache?.get(key)
@@ -145,7 +158,13 @@ export class IpfsAccelerate {
   async accelerateInference (model: string, input: unknown, useIpfs = true): Promise<InferenceResult> {
     if (typeof useIpfs !== 'boolean') throw ValidationError.field('use_ipfs', `expected true or false, got ${describe(useIpfs)}`)
     if (!useIpfs) return await this.processAsync(model, input, 'auto')
-    const type = this.checkCall(model, 'auto')
+    const type = this.checkCall(model, 'auto', input)
+    // A sampled generation without a seed is new every time: stored, never served from the store.
+    if (!isRepeatable(input)) {
+      const result = await this.processAsync(model, input, type)
+      const cid = await (await this.content()).put(new TextEncoder().encode(JSON.stringify(result)), { pin: true })
+      return { ...result, result_cid: cid.toString() }
+    }
     const key = ResultCache.key(model, type, input)
     const results = await this.resultStore()
     const stored = await results.get(key)
@@ -223,9 +242,16 @@ export class IpfsAccelerate {
     const ref = parseIpfsPath(cid)
     const router = await this.content()
     // Fetch every block through the routed stores (verified, kept in the embedded store), then export.
+    // Fetching pins the root; content that turns out not to be a model pack must not stay pinned.
+    const wasPinned = await router.helia.isPinned(ref.cid)
     await router.pin(ref.cid)
     const { pullModel } = await import('./content/model-pack.js')
-    return await pullModel(router.helia, ref.cid, { ...options, cacheDir: options.cacheDir ?? this.config.hub.cache_dir })
+    try {
+      return await pullModel(router.helia, ref.cid, { ...options, cacheDir: options.cacheDir ?? this.config.hub.cache_dir })
+    } catch (err) {
+      if (!wasPinned) await router.helia.unpin(ref.cid).catch(() => {})
+      throw err
+    }
   }
 
   /** The local folder for a content-addressed model id, pulling it first; undefined for other ids. */
@@ -267,7 +293,7 @@ export class IpfsAccelerate {
     const types = resources?.endpoint_types ?? {}
     const out: Record<string, EndpointInfo | DeferredEndpoint> = {}
     for (const model of models) {
-      const type = this.checkCall(model, types[model])
+      const type = this.checkCall(model, types[model], undefined)
       if (!this.config.performance.enable_prefetch) {
         parseModelReference(model, this.config) // a bad id still fails now, not at first use
         out[model] = { model, endpoint_type: type, deferred: true }
@@ -285,8 +311,13 @@ export class IpfsAccelerate {
 
   /** Progress of model downloads, for every call. */
   onProgress (listener: (event: ModelProgressEvent) => void): () => void {
-    this.engine.on('progress', listener)
-    return () => { this.engineInstance?.off('progress', listener) }
+    this.progressListeners.add(listener)
+    return () => { this.progressListeners.delete(listener) }
+  }
+
+  /** True once `stop()` was called: every call then fails with AbortError. */
+  get isStopped (): boolean {
+    return this.stopped
   }
 
   cacheStats (): ReturnType<ResultCache['stats']> | undefined {
@@ -304,4 +335,14 @@ export class IpfsAccelerate {
     this.resultCache?.clear()
     this.logger.flush?.()
   }
+}
+
+/**
+ * Whether the same input always gives the same result, so that a stored result may answer it again:
+ * not so for sampled text generation without a seed.
+ */
+function isRepeatable (input: unknown): boolean {
+  if (input === null || typeof input !== 'object') return true
+  const { do_sample: doSample, seed } = input as Record<string, unknown>
+  return !(doSample === true && seed === undefined)
 }

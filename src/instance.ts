@@ -12,9 +12,12 @@ export function initialize (resources?: ResourcesInit | null, metadata?: Metadat
   return new IpfsAccelerate(resources, metadata)
 }
 
-/** The process-wide instance, created on first call; the same object on every call until it is reset. */
+/**
+ * The process-wide instance, created on first call; the same object on every call until it is reset
+ * or stopped (after `stop()`, the next call makes a new one rather than hand out a dead instance).
+ */
 export function getInstance (): IpfsAccelerate {
-  instance ??= new IpfsAccelerate()
+  if (instance === undefined || instance.isStopped) instance = new IpfsAccelerate()
   return instance
 }
 

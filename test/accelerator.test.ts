@@ -1,13 +1,13 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { cpSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { cpSync, readFileSync, rmSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import {
   IpfsAccelerate, initialize, getInstance, resetInstance,
   ValidationError, ModelLoadError, HardwareError, IpfsConnectionError, TimeoutError, type EndpointInfo
 } from '../src/index.js'
 import { tinyModels, type TinyModels } from './helpers/tiny-models.js'
-import { startHubServer } from './helpers/hub-server.js'
+import { serveModelsAsHub } from './helpers/hub-server.js'
 
 const quiet = { logging: { level: 'SILENT' } } as const
 
@@ -146,9 +146,7 @@ describe('IpfsAccelerate', () => {
 
   it('downloads hub models through transformers.js from a hub-shaped server, with progress', async () => {
     const hubRoot = join(models.root, 'hub')
-    mkdirSync(join(hubRoot, 'Org'), { recursive: true })
-    cpSync(bert, join(hubRoot, 'Org', 'tiny-bert'), { recursive: true })
-    const hub = await startHubServer(hubRoot)
+    const hub = await serveModelsAsHub(hubRoot, { 'Org/tiny-bert': bert })
     const acc = new IpfsAccelerate({
       ...quiet,
       hub: { remote_host: hub.url, cache_dir: join(models.root, 'cache') },

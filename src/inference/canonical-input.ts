@@ -1,23 +1,88 @@
 /**
- * A canonical, JSON-safe form of an inference input: typed arrays become plain arrays, object keys are
- * sorted, bytes become base64. Two inputs that mean the same thing give the same string, so it can key
- * the result cache.
+ * What an inference input may be, and its canonical form.
+ *
+ * Inputs cross a structured-clone boundary to the inference worker and key the result cache, so they
+ * must be plain data: null, booleans, numbers, bigints, strings, arrays, plain objects, typed arrays
+ * and ArrayBuffers. `checkPlainInput` rejects anything else (functions, symbols, class instances,
+ * circular references, absurd nesting) with a `ValidationError` naming where it sits, before anything
+ * is cached or sent.
+ *
+ * `canonicalJson` turns plain data into a string that is equal for two inputs only when they are the
+ * same data: object keys are sorted, and every kind of value is written distinctly (the bigint 101n,
+ * the number 101 and the string "101" differ; a key holding undefined is kept; a typed array names its
+ * type). It keys the result cache, and a cache hit skips the worker's validation, so two inputs the
+ * worker could treat differently must never share a key.
  */
-export function canonicalize (value: unknown): unknown {
-  if (value === null || value === undefined) return null
-  if (typeof value === 'bigint') return value.toString()
-  if (typeof value !== 'object') return value
-  if (value instanceof Uint8Array) return { $bytes: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64') }
-  if (ArrayBuffer.isView(value)) return Array.from(value as unknown as ArrayLike<number | bigint>, v => typeof v === 'bigint' ? Number(v) : v)
-  if (Array.isArray(value)) return value.map(canonicalize)
-  const out: Record<string, unknown> = {}
-  for (const key of Object.keys(value).sort()) {
-    const v = (value as Record<string, unknown>)[key]
-    if (v !== undefined && typeof v !== 'function') out[key] = canonicalize(v)
-  }
-  return out
+import { ValidationError } from '../errors.js'
+
+/** Deeper than any input a task takes (pixel_values are 4 levels): guards against stack overflows. */
+const MAX_DEPTH = 32
+
+function at (path: string, key: string | number): string {
+  return typeof key === 'number' ? `${path}[${key}]` : `${path}.${key}`
 }
 
+function isPlainObject (value: object): boolean {
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+/** Throws a ValidationError naming the first value in `input` that is not plain data. */
+export function checkPlainInput (input: unknown, field = 'input'): void {
+  const ancestors = new Set<object>()
+  const visit = (value: unknown, path: string, depth: number): void => {
+    if (value === null || value === undefined) return
+    switch (typeof value) {
+      case 'boolean': case 'number': case 'bigint': case 'string': return
+      case 'function': throw ValidationError.field(path, 'is a function; inputs must be plain data (numbers, strings, arrays, objects, typed arrays)')
+      case 'symbol': throw ValidationError.field(path, 'is a symbol; inputs must be plain data (numbers, strings, arrays, objects, typed arrays)')
+    }
+    const obj = value as object
+    if (ArrayBuffer.isView(obj) || obj instanceof ArrayBuffer) return
+    if (depth >= MAX_DEPTH) throw ValidationError.field(path, `is nested more than ${MAX_DEPTH} levels deep`)
+    if (ancestors.has(obj)) throw ValidationError.field(path, 'refers back to an enclosing value (circular input)')
+    const isArray = Array.isArray(obj)
+    if (!isArray && !isPlainObject(obj)) {
+      throw ValidationError.field(path, `is a ${obj.constructor?.name ?? 'non-plain object'}; inputs must be plain data (numbers, strings, arrays, objects, typed arrays)`)
+    }
+    ancestors.add(obj)
+    if (isArray) {
+      const list = obj as unknown[]
+      for (let i = 0; i < list.length; i++) {
+        const item = list[i]
+        // Lists of numbers (the common case: ids, pixels, samples) need no call per element.
+        if (typeof item !== 'number') visit(item, at(path, i), depth + 1)
+      }
+    } else {
+      for (const key of Object.keys(obj)) visit((obj as Record<string, unknown>)[key], at(path, key), depth + 1)
+    }
+    ancestors.delete(obj)
+  }
+  visit(input, field, 0)
+}
+
+function numberText (n: number): string {
+  // JSON writes NaN and ±Infinity as null; these bare words cannot collide with anything else here.
+  return Number.isFinite(n) ? JSON.stringify(n) : String(n)
+}
+
+/** The canonical string of plain data (see the module comment); call `checkPlainInput` first. */
 export function canonicalJson (value: unknown): string {
-  return JSON.stringify(canonicalize(value))
+  if (value === undefined) return 'undefined'
+  if (value === null) return 'null'
+  switch (typeof value) {
+    case 'boolean': return value ? 'true' : 'false'
+    case 'number': return numberText(value)
+    case 'bigint': return `${value}n`
+    case 'string': return JSON.stringify(value)
+  }
+  if (value instanceof ArrayBuffer) return `ArrayBuffer(${Buffer.from(value).toString('base64')})`
+  if (ArrayBuffer.isView(value)) {
+    if (value instanceof Uint8Array) return `Uint8Array(${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')})`
+    const items = Array.from(value as unknown as ArrayLike<number | bigint>, v => typeof v === 'bigint' ? `${v}n` : numberText(v))
+    return `${value.constructor.name}[${items.join(',')}]`
+  }
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  const obj = value as Record<string, unknown>
+  return `{${Object.keys(obj).sort().map(key => `${JSON.stringify(key)}:${canonicalJson(obj[key])}`).join(',')}}`
 }

@@ -6,6 +6,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads'
 import { serializeError } from '../errors.js'
 import { WorkerEngine } from './worker-engine.js'
+import { routeConsole } from './worker-console.js'
 import type { WorkerRequest, WorkerResponse } from './protocol.js'
 
 const { config, hardware, syncPort, syncFlag } = workerData as {
@@ -39,8 +40,8 @@ const engine = new WorkerEngine(config, hardware, {
 function answer (request: WorkerRequest, msg: WorkerResponse): void {
   if (request.sync === true) {
     syncPort.postMessage(msg)
-    Atomics.store(syncFlag, 0, 1)
-    Atomics.notify(syncFlag, 0)
+    Atomics.store(syncFlag, SYNC_SLOT, 1)
+    Atomics.notify(syncFlag, SYNC_SLOT)
   } else {
     post(msg)
   }
@@ -61,17 +62,36 @@ async function handle (request: WorkerRequest): Promise<unknown> {
   }
 }
 
-// Tell a caller blocked in a synchronous call that the worker is up.
-Atomics.store(syncFlag, 1, 1)
-Atomics.notify(syncFlag, 1)
+// Slots of the shared flag array, as in engine.ts.
+const SYNC_SLOT = 0
+const READY_SLOT = 1
+const EXITED_SLOT = 2
 
-port.on('message', (request: WorkerRequest | { type: 'stop' }) => {
-  if (request.type === 'stop') {
-    void engine.stop().finally(() => { port.close() })
-    return
-  }
-  handle(request).then(
-    value => { answer(request, { type: 'result', id: request.id, value }) },
-    (err: unknown) => { answer(request, { type: 'error', id: request.id, error: serializeError(err) }) }
-  )
+// Tell a caller blocked in a synchronous call that the worker is up.
+Atomics.store(syncFlag, READY_SLOT, 1)
+Atomics.notify(syncFlag, READY_SLOT)
+
+// ... and that it is gone, however it ends (a crash included): the blocked caller cannot hear the
+// 'exit' event, so it would otherwise wait out its whole timeout.
+process.on('exit', () => {
+  Atomics.store(syncFlag, EXITED_SLOT, 1)
+  Atomics.store(syncFlag, SYNC_SLOT, 1)
+  Atomics.notify(syncFlag, SYNC_SLOT)
 })
+
+routeConsole(console, (level, msg) => { post({ type: 'log', level, msg, data: { source: 'console' } }) })
+
+// Requests arrive in lists: those the main thread made in one turn of its event loop.
+port.on('message', (requests: Array<WorkerRequest | { type: 'stop' }>) => {
+  for (const request of requests) {
+    if (request.type === 'stop') {
+      void engine.stop().finally(() => { port.close() })
+      return
+    }
+    handle(request).then(
+      value => { answer(request, { type: 'result', id: request.id, value }) },
+      (err: unknown) => { answer(request, { type: 'error', id: request.id, error: serializeError(err) }) }
+    )
+  }
+})
+

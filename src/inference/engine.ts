@@ -44,9 +44,10 @@ const SYNC_TIMEOUT_MS = 30 * 60_000
 /** How long a synchronous call waits for a new worker to start before it reports a failure. */
 const WORKER_START_TIMEOUT_MS = 60_000
 
-/** Slots of the shared flag array. */
+/** Slots of the shared flag array (the worker writes the same slots: see engine-worker.ts). */
 const SYNC_SLOT = 0
 const READY_SLOT = 1
+const EXITED_SLOT = 2
 
 function startWorker (workerData: Record<string, unknown>, transferList: MessagePort[]): Worker {
   if (import.meta.url.endsWith('.ts')) {
@@ -63,9 +64,13 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
   private readonly worker: Worker
   private readonly pending = new Map<number, PendingCall>()
   private readonly syncPort: MessagePort
-  /** [SYNC_SLOT]: a sync answer is waiting; [READY_SLOT]: 1 once the worker listens. */
-  private readonly syncFlag = new Int32Array(new SharedArrayBuffer(8))
+  /** [SYNC_SLOT]: a sync answer is waiting; [READY_SLOT]: 1 once the worker listens; [EXITED_SLOT]: 1 once it is exiting. */
+  private readonly syncFlag = new Int32Array(new SharedArrayBuffer(12))
+  /** Why the worker is gone, once it is: every later call fails at once with it. */
+  private exitError?: Error
   private nextId = 1
+  /** Async requests made in the current turn of the event loop, posted together (see `post`). */
+  private outbox: WorkerRequest[] = []
   private stopped = false
   private readonly exited: Promise<void>
 
@@ -79,10 +84,18 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
     // The worker sends its answers in batches (see engine-worker.ts).
     this.worker.on('message', (messages: WorkerResponse[]) => { for (const msg of messages) this.onMessage(msg) })
     this.worker.on('error', err => { this.failAll(new InferenceError(`inference worker failed: ${err.message}`, { cause: err })) })
-    this.exited = new Promise(resolve => this.worker.once('exit', () => {
-      this.failAll(new AbortError('inference worker exited'))
+    this.exited = new Promise(resolve => this.worker.once('exit', code => {
+      this.exitError = this.stopped
+        ? new AbortError('the engine was stopped')
+        : new InferenceError(`the inference worker exited (code ${code}); the next call starts a new one`)
+      this.failAll(this.exitError)
       resolve()
     }))
+  }
+
+  /** False once the worker has exited (crashed, or stopped): the accelerator then starts a new engine. */
+  get alive (): boolean {
+    return this.exitError === undefined && Atomics.load(this.syncFlag, EXITED_SLOT) === 0
   }
 
   private onMessage (msg: WorkerResponse): void {
@@ -92,19 +105,37 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
     }
     const call = this.pending.get(msg.id)
     if (msg.type === 'progress') {
-      this.emit('progress', msg.event)
-      call?.options.onProgress?.(msg.event)
+      // A listener that throws must not take the process down: progress is only ever reported.
+      try {
+        this.emit('progress', msg.event)
+        call?.options.onProgress?.(msg.event)
+      } catch (err) {
+        this.init.logger.warn({ err }, 'a progress listener threw; ignored')
+      }
       return
     }
     if (call === undefined) return
     if (msg.type === 'token') {
-      call.options.onToken?.(msg.text)
+      try {
+        call.options.onToken?.(msg.text)
+      } catch (err) {
+        // The caller's own callback failed: its call fails with that error, and the rest of the
+        // generation (still running in the worker) is dropped.
+        this.settle(msg.id)?.reject(err)
+      }
       return
     }
-    this.pending.delete(msg.id)
-    if (this.pending.size === 0) this.worker.unref()
+    this.settle(msg.id)
     if (msg.type === 'result') call.resolve(unpackFloatLists(msg.value))
     else call.reject(deserializeError(msg.error))
+  }
+
+  /** Forgets a pending call (later messages for it are ignored) and returns it. */
+  private settle (id: number): PendingCall | undefined {
+    const call = this.pending.get(id)
+    this.pending.delete(id)
+    if (this.pending.size === 0) this.worker.unref()
+    return call
   }
 
   private failAll (err: unknown): void {
@@ -114,17 +145,48 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
 
   private async call (request: NewRequest, options: RunOptions = {}): Promise<unknown> {
     if (this.stopped) throw new AbortError('the engine was stopped')
+    if (this.exitError !== undefined) throw this.exitError
     const id = this.nextId++
     return await new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, options })
       // Keep the process alive while work is in flight.
       this.worker.ref()
-      this.worker.postMessage({ ...request, id, stream: options.onToken !== undefined })
+      this.post({ ...request, id, stream: options.onToken !== undefined } as WorkerRequest)
     })
+  }
+
+  /**
+   * Requests made in one turn of the event loop (a burst of concurrent calls) travel as one message:
+   * each message costs a dispatch in the worker, and the worker sees the whole burst at once, so its
+   * batcher can fill a batch without waiting for its window.
+   */
+  private post (request: WorkerRequest): void {
+    this.outbox.push(request)
+    if (this.outbox.length === 1) process.nextTick(this.flushOutbox)
+  }
+
+  private readonly flushOutbox = (): void => {
+    const requests = this.outbox
+    this.outbox = []
+    if (this.exitError !== undefined) return // failAll already rejected them
+    try {
+      this.worker.postMessage(requests)
+    } catch {
+      // One request that cannot be cloned (the accelerator checks inputs, so this is a caller going
+      // around it) fails alone; the others still go.
+      for (const request of requests) {
+        try {
+          this.worker.postMessage([request])
+        } catch (err) {
+          this.settle(request.id)?.reject(new InferenceError(`the request could not be sent to the inference worker: ${(err as Error).message}`, { cause: err }))
+        }
+      }
+    }
   }
 
   private callSync (request: NewRequest): unknown {
     if (this.stopped) throw new AbortError('the engine was stopped')
+    if (!this.alive) throw this.exitError ?? new InferenceError('the inference worker exited; the next call starts a new one')
     // A worker that failed to start would never answer, and a blocked thread cannot hear its exit
     // event: wait for its ready flag first, with a bound.
     if (Atomics.load(this.syncFlag, READY_SLOT) === 0 && Atomics.wait(this.syncFlag, READY_SLOT, 0, WORKER_START_TIMEOUT_MS) === 'timed-out') {
@@ -132,7 +194,7 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
     }
     const id = this.nextId++
     Atomics.store(this.syncFlag, SYNC_SLOT, 0)
-    this.worker.postMessage({ ...request, id, sync: true })
+    this.worker.postMessage([{ ...request, id, sync: true }])
     const deadline = Date.now() + SYNC_TIMEOUT_MS
     for (;;) {
       const waited = Atomics.wait(this.syncFlag, SYNC_SLOT, 0, Math.max(1, deadline - Date.now()))
@@ -143,6 +205,8 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
         if (msg.type === 'error') throw deserializeError(msg.error)
         continue
       }
+      // The worker sets EXITED_SLOT (and wakes us) as it exits: a blocked thread cannot hear 'exit'.
+      if (Atomics.load(this.syncFlag, EXITED_SLOT) !== 0) throw new InferenceError('the inference worker exited during a synchronous call; the next call starts a new one')
       if (waited === 'timed-out') throw new TimeoutError(`synchronous inference did not finish within ${SYNC_TIMEOUT_MS / 1000} s`)
       Atomics.store(this.syncFlag, SYNC_SLOT, 0)
     }
@@ -173,7 +237,9 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
     if (this.stopped) return
     this.stopped = true
     this.worker.ref()
-    this.worker.postMessage({ type: 'stop' })
+    // After any requests still waiting in the outbox.
+    if (this.outbox.length > 0) this.flushOutbox()
+    this.worker.postMessage([{ type: 'stop' }])
     const timer = setTimeout(() => { void this.worker.terminate() }, 5_000)
     await this.exited
     clearTimeout(timer)

@@ -5,15 +5,15 @@
  * `hardware.max_memory` (least recently used models are unloaded first), then load through
  * transformers.js, offline, from the local folder.
  */
-import { join } from 'node:path'
+import { relative } from 'node:path'
 import { env } from '@huggingface/transformers'
 import { ModelLoadError, ValidationError } from '../errors.js'
 import type { ResolvedConfig, Task, ModelConfig } from '../config/schema.js'
 import { parseSize } from '../config/units.js'
 // Direct imports, not hardware/index.js: the probes (and onnx-proto) have no business in the worker.
 import type { HardwareReport } from '../hardware/hardware-report.js'
-import { selectExecution } from '../hardware/select-execution.js'
-import { availableDtypes, estimateModelBytes } from '../hardware/model-files.js'
+import { fallbackLevel, selectExecution } from '../hardware/select-execution.js'
+import { availableDtypes, estimateModelBytes, weightFilePath, type Dtype } from '../hardware/model-files.js'
 import { MemoryBudget } from '../hardware/memory-budget.js'
 import { parseModelReference, type ModelReference } from '../models/model-reference.js'
 import { resolveTask, readModelConfig } from '../models/task-inference.js'
@@ -43,9 +43,21 @@ function weightBaseNames (config: Record<string, unknown>): string[] {
     : ['model']
 }
 
+/**
+ * The file a failed load concerns: the weight file of the chosen dtype that the error names (onnxruntime
+ * says `Load model from <file> failed`), else the model folder.
+ */
+function failedFile (dir: string, baseNames: readonly string[], dtype: Dtype, message: string): string {
+  const files = baseNames.map(b => weightFilePath(dir, b, dtype))
+  // The whole path, else its `onnx/<file>` end (the folder may be spelled differently in the message).
+  return files.find(f => message.includes(f) || message.includes(`/${relative(dir, f)}`)) ?? dir
+}
+
 export class ModelLoader {
   private readonly budget: MemoryBudget
   private readonly logger: Logger
+  /** Whether the missing preferred device was already warned about: it is missing for every model. */
+  private warnedFallback = false
 
   constructor (private readonly config: ResolvedConfig, private readonly hardware: HardwareReport, private readonly hooks: ModelLoaderHooks) {
     const max = config.hardware.max_memory === undefined ? undefined : parseSize(config.hardware.max_memory)
@@ -95,7 +107,7 @@ export class ModelLoader {
     const baseNames = weightBaseNames(located.config)
     const dtypes = await availableDtypes(located.dir, baseNames)
     if (dtypes.length === 0) {
-      const expected = join(located.dir, 'onnx', `${baseNames[0]}.onnx`)
+      const expected = weightFilePath(located.dir, baseNames[0], 'fp32')
       throw new ModelLoadError(`model ${model} has no ONNX weights: ${expected} is missing (nor does any precision variant of it exist)`, { context: { model, file: expected } })
     }
     const selection = selectExecution(this.hardware, this.config.hardware, {
@@ -103,7 +115,13 @@ export class ModelLoader {
       availableDtypes: dtypes,
       model
     }, this.logger)
-    for (const f of selection.fallbacks) this.hooks.log('info', `model ${model}: ${f.reason}`, { model, ...f })
+    for (const f of selection.fallbacks) {
+      // Absent optional accelerators are debug detail; a missing preferred CUDA is warned about once.
+      let level = fallbackLevel(f, this.config.hardware)
+      if (level === 'warn' && this.warnedFallback) level = 'debug'
+      if (level === 'warn') this.warnedFallback = true
+      this.hooks.log(level, `model ${model}: ${f.reason}`, { model, ...f })
+    }
     located.fallbacks = selection.fallbacks
     const bytes = await estimateModelBytes(located.dir, selection.dtype, baseNames)
     for (const victim of this.budget.reserve(key, bytes, model)) {
@@ -142,7 +160,9 @@ export class ModelLoader {
     } catch (cause) {
       this.budget.release(key)
       if (cause instanceof ValidationError || cause instanceof ModelLoadError) throw cause
-      throw new ModelLoadError(`model ${model} failed to load from ${located.dir}: ${(cause as Error).message}`, { cause, context: { model, file: located.dir } })
+      const message = cause instanceof Error ? cause.message : String(cause)
+      const file = failedFile(located.dir, baseNames, selection.dtype, message)
+      throw new ModelLoadError(`model ${model} failed to load from ${located.dir}: ${message}`, { cause, context: { model, file } })
     }
   }
 

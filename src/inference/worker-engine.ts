@@ -56,13 +56,11 @@ export class WorkerEngine {
     if (typeof model !== 'string' || model.trim() === '') throw ValidationError.field('model', 'expected a non-empty model identifier')
     const wanted = endpointType === 'auto' ? undefined : endpointType
     // A model already loaded for the wanted task (or any task, when the caller said auto) is reused.
-    for (const [key, promise] of this.entries) {
-      const [id, task] = splitKey(key)
-      if (id === model && (wanted === undefined || wanted === task)) {
-        const entry = await promise
-        this.loader.touch(key)
-        return entry
-      }
+    const loadedKey = this.loadedKey(model, wanted)
+    if (loadedKey !== undefined) {
+      const entry = await (this.entries.get(loadedKey) as Promise<Entry>)
+      this.loader.touch(loadedKey)
+      return entry
     }
     const started = performance.now()
     const located = await this.loader.locate(model, onProgress, source)
@@ -79,6 +77,15 @@ export class WorkerEngine {
       this.entries.delete(key)
       throw err
     }
+  }
+
+  private loadedKey (model: string, task: Task | undefined): string | undefined {
+    if (task !== undefined) {
+      const key = makeKey(model, task)
+      return this.entries.has(key) ? key : undefined
+    }
+    for (const key of this.entries.keys()) if (splitKey(key)[0] === model) return key
+    return undefined
   }
 
   private async load (model: string, key: string, task: Task, located: Awaited<ReturnType<ModelLoader['locate']>>, started: number): Promise<Entry> {
@@ -108,7 +115,7 @@ export class WorkerEngine {
     const entry: Entry = { loaded, info, handler }
     if (handler.batchable) {
       entry.batcher = new Batcher({ maxBatch, windowMs: this.config.performance.batch_window_ms }, async items => {
-        return await this.semaphore.run(async () => await handler.run(loaded, items, {}))
+        return await this.semaphore.run(async () => await handler.run(loaded, items, { maxBatch }))
       })
     }
     return entry

@@ -6,7 +6,7 @@
  * can count what a download fetched.
  */
 import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
+import { cpSync, createReadStream } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -158,4 +158,10 @@ export async function startHubServer (root: string, options: HubServerOptions = 
       await new Promise<void>(resolve => server.close(() => resolve()))
     }
   }
+}
+
+/** Lays out model folders as hub repositories (`{ 'Org/name': dir }`) under `root` and serves them. */
+export async function serveModelsAsHub (root: string, repos: Record<string, string>, options: HubServerOptions = {}): Promise<HubServer> {
+  for (const [repo, dir] of Object.entries(repos)) cpSync(dir, join(root, ...repo.split('/')), { recursive: true })
+  return await startHubServer(root, options)
 }

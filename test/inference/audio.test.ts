@@ -7,10 +7,35 @@ import { ValidationError } from '../../src/errors.js'
 import { encodeWav } from '../../src/inference/audio/wav.js'
 import { resample } from '../../src/inference/audio/resample.js'
 import { tinyModels, type TinyModels } from '../helpers/tiny-models.js'
+import { minCtcSamples } from '../../src/inference/tasks/audio-transcription.js'
+import { whisperLanguageCode } from '../../src/inference/inputs/whisper-languages.js'
 
 function tone (seconds: number, rate: number, hz: number): Float32Array {
   return Float32Array.from({ length: Math.round(seconds * rate) }, (_, i) => 0.4 * Math.sin(2 * Math.PI * hz * i / rate) + 0.1 * Math.sin(2 * Math.PI * 3 * hz * i / rate))
 }
+
+describe('minCtcSamples and whisperLanguageCode', () => {
+  it('finds the shortest input that gives one frame through the conv feature encoder', () => {
+    // Wav2Vec2 base: 400 samples (25 ms at 16 kHz) make exactly one frame.
+    assert.equal(minCtcSamples({ conv_kernel: [10, 3, 3, 3, 3, 2, 2], conv_stride: [5, 2, 2, 2, 2, 2, 2] }), 400)
+    assert.equal(minCtcSamples({ conv_kernel: [4], conv_stride: [2] }), 4)
+    assert.equal(minCtcSamples({ conv_kernel: [3, 3], conv_stride: [1, 1] }), 5)
+    assert.equal(minCtcSamples({}), undefined)
+    assert.equal(minCtcSamples({ conv_kernel: [10, 3], conv_stride: [5] }), undefined)
+  })
+
+  it('reads Whisper languages as transformers.js does: codes, names, aliases, tokens', () => {
+    assert.equal(whisperLanguageCode('en'), 'en')
+    assert.equal(whisperLanguageCode('English'), 'en')
+    assert.equal(whisperLanguageCode('<|fr|>'), 'fr')
+    assert.equal(whisperLanguageCode('castilian'), 'es')
+    assert.equal(whisperLanguageCode('haw'), 'haw')
+    assert.equal(whisperLanguageCode('haitian creole'), 'ht')
+    assert.equal(whisperLanguageCode('klingon'), undefined)
+    assert.equal(whisperLanguageCode('xx'), undefined)
+    assert.equal(whisperLanguageCode(''), undefined)
+  })
+})
 
 describe('audio_transcription', () => {
   let models: TinyModels
@@ -65,5 +90,58 @@ describe('audio_transcription', () => {
     }
     await assert.rejects(acc.processAsync(models.dir('whisper'), { input_values: new Float32Array(16_000 * 31) }), (err: unknown) =>
       err instanceof ValidationError && err.context.field === 'input_values')
+  })
+
+  it('rejects integer samples it cannot read as floats', async () => {
+    for (const family of ['whisper', 'wav2vec2'] as const) {
+      for (const [input, field] of [
+        [{ input_values: new BigInt64Array(1600) }, 'input_values'],
+        [{ input_values: [[0.1, 2n, 0.3]] }, 'input_values[1]']
+      ] as Array<[unknown, string]>) {
+        await assert.rejects(acc.processAsync(models.dir(family), input, 'audio_transcription'), (err: unknown) =>
+          err instanceof ValidationError && err.context.field === field, `${family} ${field}`)
+      }
+    }
+  })
+
+  it('wav2vec2: refuses audio shorter than one frame of its conv encoder, naming the minimum', async () => {
+    const dir = models.dir('wav2vec2')
+    for (const length of [1, 10, 399]) {
+      await assert.rejects(acc.processAsync(dir, { input_values: new Float32Array(length).fill(0.1) }, 'audio_transcription'), (err: unknown) => {
+        assert.ok(err instanceof ValidationError, String(err))
+        assert.equal(err.context.field, 'input_values')
+        assert.match(err.message, /at least 400 samples \(0\.025 s at 16000 Hz\)/)
+        return true
+      })
+    }
+    // The minimum itself is one frame and transcribes.
+    const r = await acc.processAsync(dir, { input_values: tone(400 / 16_000, 16_000, 440) }, 'audio_transcription')
+    assert.equal(typeof r.text, 'string')
+  })
+
+  it('wav2vec2: refuses the Whisper-only settings instead of ignoring them', async () => {
+    for (const [input, field] of [
+      [{ input_values: tone(0.5, 16_000, 440), language: 'en' }, 'language'],
+      [{ input_values: tone(0.5, 16_000, 440), max_new_tokens: 5 }, 'max_new_tokens']
+    ] as Array<[unknown, string]>) {
+      await assert.rejects(acc.processAsync(models.dir('wav2vec2'), input, 'audio_transcription'), (err: unknown) =>
+        err instanceof ValidationError && err.context.field === field && /not supported by CTC models such as wav2vec2/.test(err.message), field)
+    }
+  })
+
+  it('whisper: takes a language it knows (code, name or token) and refuses others', async () => {
+    const dir = models.dir('whisper')
+    const audio = tone(0.5, 16_000, 440)
+    const plain = await acc.processAsync(dir, { input_values: audio }, 'audio_transcription')
+    const english = await acc.processAsync(dir, { input_values: audio, language: 'English' }, 'audio_transcription')
+    assert.equal(english.text, plain.text, 'English is the default')
+    for (const language of ['de', 'french', '<|es|>']) {
+      const r = await acc.processAsync(dir, { input_values: audio, language }, 'audio_transcription')
+      assert.equal(typeof r.text, 'string')
+    }
+    for (const language of ['klingon', 'xx', '', 5]) {
+      await assert.rejects(acc.processAsync(dir, { input_values: audio, language }, 'audio_transcription'), (err: unknown) =>
+        err instanceof ValidationError && err.context.field === 'language', String(language))
+    }
   })
 })

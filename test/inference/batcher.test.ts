@@ -3,6 +3,8 @@ import assert from 'node:assert/strict'
 import { Batcher } from '../../src/inference/batcher.js'
 import { Semaphore } from '../../src/inference/semaphore.js'
 import { ResultCache } from '../../src/inference/result-cache.js'
+import { checkPlainInput } from '../../src/inference/canonical-input.js'
+import { ValidationError } from '../../src/errors.js'
 
 describe('Batcher', () => {
   it('merges concurrent submissions up to maxBatch rows and returns each caller its own result', async () => {
@@ -100,12 +102,48 @@ describe('Semaphore', () => {
 })
 
 describe('ResultCache', () => {
-  it('keys on canonical input: key order and typed arrays do not matter', () => {
+  it('keys on canonical input: key order does not matter, any difference in the data does', () => {
     const a = ResultCache.key('m', 'text_embedding', { input_ids: [1, 2], attention_mask: [1, 1] })
-    const b = ResultCache.key('m', 'text_embedding', { attention_mask: Int32Array.from([1, 1]), input_ids: [1, 2] })
-    assert.equal(a, b)
-    assert.notEqual(a, ResultCache.key('m', 'text_embedding', { input_ids: [1, 3] }))
+    assert.equal(a, ResultCache.key('m', 'text_embedding', { attention_mask: [1, 1], input_ids: [1, 2] }))
+    assert.notEqual(a, ResultCache.key('m', 'text_embedding', { input_ids: [1, 3], attention_mask: [1, 1] }))
     assert.notEqual(a, ResultCache.key('other', 'text_embedding', { input_ids: [1, 2], attention_mask: [1, 1] }))
+    // A cache hit skips the worker's validation, so inputs it could treat differently never share a key.
+    const distinct = [
+      { input_ids: [101, 102] },
+      { input_ids: ['101', '102'] },
+      { input_ids: [101n, 102n] },
+      { input_ids: BigInt64Array.from([101n, 102n]) },
+      { input_ids: Int32Array.from([101, 102]) },
+      { input_ids: [101, 102], extra: undefined },
+      { input_ids: [101, 102], extra: null },
+      { input_ids: [NaN] },
+      { input_ids: [null] },
+      { input_ids: [Infinity] },
+      { input_ids: ['Infinity'] }
+    ]
+    const keys = new Set(distinct.map(input => ResultCache.key('m', 'text_embedding', input)))
+    assert.equal(keys.size, distinct.length)
+  })
+
+  it('refuses inputs that are not plain data, naming where they are', () => {
+    const circular: Record<string, unknown> = { input_ids: [1] }
+    circular.self = circular
+    const deep: unknown[] = []
+    let cursor = deep
+    for (let i = 0; i < 100; i++) { const next: unknown[] = []; cursor.push(next); cursor = next }
+    const cases: Array<[unknown, RegExp]> = [
+      [{ input_ids: [1, () => 2] }, /input\.input_ids\[1\]: is a function/],
+      [{ text: Symbol('x') }, /input\.text: is a symbol/],
+      [circular, /input\.self: refers back/],
+      [{ pixel_values: new Map() }, /input\.pixel_values: is a Map/],
+      [{ pixel_values: deep }, /nested more than/]
+    ]
+    for (const [input, message] of cases) {
+      assert.throws(() => { checkPlainInput(input) }, (err: unknown) => err instanceof ValidationError && message.test(err.message))
+    }
+    // Plain data passes, shared (non-circular) references included.
+    const shared = [1, 2]
+    checkPlainInput({ input_ids: [shared, shared], bytes: new Uint8Array(2), buf: new ArrayBuffer(4), n: 1n, s: 'x', u: undefined, z: null })
   })
 
   it('stays within its byte bound, evicting the least recently used first', () => {

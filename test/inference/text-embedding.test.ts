@@ -69,6 +69,24 @@ describe('text_embedding', () => {
     assert.equal((many.embedding as number[][]).length, 2)
   })
 
+  it('splits one request of many texts into calls of at most hardware.batch_size rows, same vectors', async () => {
+    const texts = Array.from({ length: 10 }, (_, i) => `text number ${i}${' more'.repeat(i % 4)}`)
+    const alone: number[][] = []
+    for (const text of texts) alone.push((await acc.processAsync(bert, { text })).embedding as number[])
+    const many = (await acc.processAsync(bert, { texts })).embedding as number[][]
+    assert.equal(many.length, 10)
+    many.forEach((v, i) => assert.ok(close(v, alone[i]), `text ${i}`))
+  })
+
+  it('feeds token_type_ids to the model', async () => {
+    const ids = [101, 2054, 102, 2023, 102]
+    const zeros = await acc.processAsync(bert, { input_ids: ids })
+    const explicitZeros = await acc.processAsync(bert, { input_ids: ids, token_type_ids: [0, 0, 0, 0, 0] })
+    const segments = await acc.processAsync(bert, { input_ids: ids, token_type_ids: [0, 0, 0, 1, 1] })
+    assert.ok(close(explicitZeros.embedding as number[], zeros.embedding as number[]))
+    assert.ok(!close(segments.embedding as number[], zeros.embedding as number[], 1e-4))
+  })
+
   it('rejects bad input with a ValidationError naming the field', async () => {
     const cases: Array<[unknown, RegExp]> = [
       [{ input_ids: [] }, /^input_ids/],
@@ -78,7 +96,10 @@ describe('text_embedding', () => {
       [{ input_ids: Array.from({ length: 600 }, () => 101) }, /^input_ids/],
       [{ input_ids: [101, 102], attention_mask: [1] }, /^attention_mask/],
       [{ input_id: [101] }, /^input\.input_id/],
-      [{ input_ids: 'abc' }, /^input_ids/]
+      [{ input_ids: 'abc' }, /^input_ids/],
+      [{ input_ids: [101, 102], token_type_ids: 'garbage' }, /^token_type_ids$/],
+      [{ input_ids: [101, 102], token_type_ids: [0, 5] }, /^token_type_ids\[1\]$/],
+      [{ text: 'hello', texts: ['a', 'b'] }, /^texts$/]
     ]
     for (const [input, field] of cases) {
       await assert.rejects(acc.processAsync(bert, input, 'text_embedding'), (err: unknown) => {

@@ -86,6 +86,33 @@ describe('text_generation', () => {
     assert.equal(a.text, b.text)
   })
 
+  it('samples reproducibly with a seed while other sampling requests run alongside', async () => {
+    // transformers.js samples from one global RNG: without serialising sampling generations, a seeded
+    // request would interleave its draws with its neighbours' and give a different text.
+    const parallel = new IpfsAccelerate({ logging: { level: 'SILENT' }, performance: { parallel_requests: 4, enable_caching: false } }, {}, { env: {} })
+    try {
+      const req = { prompt: 'hello', max_new_tokens: 16, do_sample: true, temperature: 1.5, seed: 7 }
+      const alone = (await parallel.processAsync(gpt2, req, 'text_generation')).text
+      const others = [{ ...req, seed: 99 }, { ...req, seed: undefined }, { prompt: 'greedy', max_new_tokens: 16 }]
+      const first = await Promise.all([req, ...others].map(async r => await parallel.processAsync(gpt2, r, 'text_generation')))
+      const last = await Promise.all([...others, req].map(async r => await parallel.processAsync(gpt2, r, 'text_generation')))
+      assert.equal(first[0].text, alone)
+      assert.equal(last[3].text, alone)
+      assert.equal(first[1].text, last[0].text, 'the other seeded request is reproducible too')
+    } finally {
+      await parallel.stop()
+    }
+  })
+
+  it('honours a left-padding attention_mask on input_ids', async () => {
+    const prompt = [464, 286, 318, 52, 99]
+    const plain = await acc.processAsync(gpt2, { input_ids: prompt, max_new_tokens: 8 }, 'text_generation')
+    const padded = await acc.processAsync(gpt2, { input_ids: [7, 7, ...prompt], attention_mask: [0, 0, 1, 1, 1, 1, 1], max_new_tokens: 8 }, 'text_generation')
+    assert.deepEqual(padded.generated_ids, plain.generated_ids, 'masked padding must not change the continuation')
+    const unmasked = await acc.processAsync(gpt2, { input_ids: [7, 7, ...prompt], max_new_tokens: 8 }, 'text_generation')
+    assert.notDeepEqual(unmasked.generated_ids, plain.generated_ids, 'the mask is what hides the padding')
+  })
+
   it('streams tokens through a callback and an async iterator', async () => {
     const pieces: string[] = []
     const full = await acc.processAsync(gpt2, { prompt: 'stream me', max_new_tokens: 8 }, 'text_generation', { onToken: t => pieces.push(t) })
@@ -111,6 +138,11 @@ describe('text_generation', () => {
       [{ input_ids: [1, 99999] }, 'input_ids[1]'],
       [{ input_ids: [[1], [2]] }, 'input_ids'],
       [{ input_ids: [1, 2, 3], max_length: 2 }, 'max_length'],
+      [{ input_ids: [1, 2, 3], attention_mask: 'zzz' }, 'attention_mask'],
+      [{ input_ids: [1, 2, 3], attention_mask: [1, 1] }, 'attention_mask'],
+      [{ input_ids: [1, 2, 3], attention_mask: [1, 2, 1] }, 'attention_mask'],
+      [{ input_ids: [1, 2, 3], attention_mask: [1, 1, 0] }, 'attention_mask'],
+      [{ prompt: 'x', attention_mask: [1] }, 'attention_mask'],
       [{}, 'prompt']
     ]
     for (const [input, field] of cases) {

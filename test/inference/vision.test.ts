@@ -98,4 +98,22 @@ describe('image_classification and multimodal', () => {
     const seed = await acc.processAsync(clip, { pixel_values: pixels(3), input_ids: [[1022, 320, 1023], [1022, 321, 500, 1023]] })
     assert.equal((seed.logits as number[]).length, 2)
   })
+
+  it('CLIP zero-shot takes a hypothesis_template with {} and refuses anything else', async () => {
+    const clip = models.dir('clip')
+    const labels = ['a cat', 'a dog']
+    const byDefault = await acc.processAsync(clip, { pixel_values: pixels(3), candidate_labels: labels }, 'zero_shot_image_classification')
+    const same = await acc.processAsync(clip, { pixel_values: pixels(3), candidate_labels: labels, hypothesis_template: 'a photo of a {}' }, 'zero_shot_image_classification')
+    assert.deepEqual(same.logits, byDefault.logits)
+    const other = await acc.processAsync(clip, { pixel_values: pixels(3), candidate_labels: labels, hypothesis_template: '{} in a picture' }, 'zero_shot_image_classification')
+    assert.notDeepEqual(other.logits, byDefault.logits, 'the template is used')
+    for (const input of [
+      { pixel_values: pixels(3), candidate_labels: labels, hypothesis_template: 5 },
+      { pixel_values: pixels(3), candidate_labels: labels, hypothesis_template: 'no place for the label' },
+      { pixel_values: pixels(3), input_ids: [[1022, 320, 1023]], hypothesis_template: 'a photo of a {}' }
+    ]) {
+      await assert.rejects(acc.processAsync(clip, input, 'zero_shot_image_classification'), (err: unknown) =>
+        err instanceof ValidationError && err.context.field === 'hypothesis_template', String(input.hypothesis_template))
+    }
+  })
 })

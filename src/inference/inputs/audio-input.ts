@@ -23,7 +23,10 @@ export function checkSamplingRate (value: unknown, field = 'sampling_rate'): num
 function toSamples (value: unknown, field: string): Float32Array {
   let samples: Float32Array
   if (value instanceof Float32Array) samples = value
-  else if (ArrayBuffer.isView(value) && !(value instanceof DataView)) samples = Float32Array.from(value as unknown as ArrayLike<number>)
+  else if (value instanceof BigInt64Array || value instanceof BigUint64Array) {
+    // Float32Array.from would throw a TypeError on BigInts deep in conversion.
+    throw ValidationError.field(field, `expected float samples (a list of numbers or a Float32Array), got ${value.constructor.name}`)
+  } else if (ArrayBuffer.isView(value) && !(value instanceof DataView)) samples = Float32Array.from(value as unknown as ArrayLike<number>)
   else if (Array.isArray(value)) {
     const rows = Array.isArray(value[0]) || ArrayBuffer.isView(value[0]) ? value : [value]
     if (rows.length !== 1) throw ValidationError.field(field, `expected one audio sequence per request, got ${rows.length}`)

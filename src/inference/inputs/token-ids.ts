@@ -1,4 +1,4 @@
-/** Validation of token id inputs (`input_ids`, `attention_mask`) before any model sees them. */
+/** Validation of token id inputs (`input_ids`, `attention_mask`, `token_type_ids`) before any model sees them. */
 import { ValidationError } from '../../errors.js'
 
 /** A list of id rows: `[1, 2, 3]` is one row, `[[1, 2], [3]]` two. */
@@ -39,21 +39,43 @@ export function checkIdRows (rows: number[][], field: string, limits: { vocabSiz
 /** An attention mask matching `rows`, or all ones when none was given. */
 export function toMaskRows (value: unknown, rows: number[][], field = 'attention_mask'): number[][] {
   if (value === undefined || value === null) return rows.map(row => row.map(() => 1))
-  const masks = toIdRows(value, field)
-  if (masks.length !== rows.length) throw ValidationError.field(field, `has ${masks.length} rows but input_ids has ${rows.length}`)
+  const masks = toRowsLike(value, rows, field)
   masks.forEach((mask, r) => {
     const rowField = masks.length > 1 ? `${field}[${r}]` : field
-    if (mask.length !== rows[r].length) throw ValidationError.field(rowField, `has length ${mask.length} but input_ids has ${rows[r].length}`)
     if (mask.some(v => v !== 0 && v !== 1)) throw ValidationError.field(rowField, 'must hold only 0 and 1')
     if (!mask.includes(1)) throw ValidationError.field(rowField, 'masks every token')
   })
   return masks
 }
 
+/** Token type (segment) ids matching `rows`, each in [0, typeVocabSize) when the size is known. */
+export function toTokenTypeRows (value: unknown, rows: number[][], typeVocabSize: unknown, field = 'token_type_ids'): number[][] {
+  const types = toRowsLike(value, rows, field)
+  if (typeof typeVocabSize === 'number') {
+    types.forEach((row, r) => {
+      const bad = row.findIndex(t => t >= typeVocabSize)
+      if (bad >= 0) throw ValidationError.field(`${types.length > 1 ? `${field}[${r}]` : field}[${bad}]`, `token type ${row[bad]} is outside [0, ${typeVocabSize}) (type_vocab_size)`)
+    })
+  }
+  return types
+}
+
+/** Non-negative integer rows with exactly the shape of `rows` (the input_ids). */
+function toRowsLike (value: unknown, rows: number[][], field: string): number[][] {
+  const out = toIdRows(value, field)
+  if (out.length !== rows.length) throw ValidationError.field(field, `has ${out.length} rows but input_ids has ${rows.length}`)
+  out.forEach((row, r) => {
+    const rowField = out.length > 1 ? `${field}[${r}]` : field
+    if (row.length !== rows[r].length) throw ValidationError.field(rowField, `has length ${row.length} but input_ids has ${rows[r].length}`)
+  })
+  return out
+}
+
 export function describe (value: unknown): string {
   if (value === null) return 'null'
   if (Array.isArray(value)) return 'array'
   if (typeof value === 'number' && Number.isNaN(value)) return 'NaN'
+  if (typeof value === 'bigint') return `bigint ${value}` // JSON.stringify throws on a BigInt
   return typeof value === 'object' ? (value.constructor?.name ?? 'object') : `${typeof value} ${JSON.stringify(value)}`
 }
 

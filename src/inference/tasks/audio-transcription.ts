@@ -5,19 +5,27 @@
  *   model gave each generated token (re-scored in one teacher-forced pass over the final sequence).
  * - CTC: greedy decoding; confidence is the mean, over frames that emit a token, of the frame's top
  *   probability (all frames when none emit).
- * Whisper reads at most 30 s per request; longer audio is refused rather than silently cut.
+ * Whisper reads at most 30 s per request; longer audio is refused rather than silently cut. CTC models
+ * refuse audio too short for their convolutional feature encoder to make one frame, and the
+ * Whisper-only settings (`language`, `max_new_tokens`).
  */
 import { AutoModelForSpeechSeq2Seq, AutoModelForCTC, AutoProcessor, AutoTokenizer, Tensor } from '@huggingface/transformers'
 import { ValidationError } from '../../errors.js'
 import { asObject, optionalInt, rejectUnknownKeys } from '../inputs/options.js'
+import { describe } from '../inputs/token-ids.js'
 import { readAudioInput } from '../inputs/audio-input.js'
+import { whisperLanguageCode } from '../inputs/whisper-languages.js'
 import { softmax, argmax } from '../inputs/softmax.js'
 import type { TaskHandler, LoadedModel } from './task-handler.js'
 
 interface AudioRequest {
   samples: Float32Array
   maxNewTokens?: number
-  /** Whisper: the spoken language (`en`, `english`, ...); detected by the model when missing. */
+  /**
+   * Whisper: the spoken language as a code (`en`), from a code, name or token the request gave; for
+   * multilingual models English when missing (transformers.js does not detect it), undefined for
+   * English-only ones.
+   */
   language?: string
 }
 
@@ -25,6 +33,21 @@ const KEYS = ['input_values', 'sampling_rate', 'audio', 'max_new_tokens', 'langu
 
 function isSeq2Seq (config: Record<string, unknown>): boolean {
   return config.is_encoder_decoder === true || config.model_type === 'whisper'
+}
+
+/**
+ * The fewest samples a CTC model's convolutional feature encoder (config `conv_kernel` and
+ * `conv_stride`, unpadded 1-D convolutions as in Wav2Vec2, HuBERT, WavLM) turns into at least one
+ * frame: working back from one output frame, each layer needs (frames - 1) x stride + kernel inputs.
+ * 400 samples (25 ms at 16 kHz) for Wav2Vec2. Undefined when the config does not describe the layers.
+ */
+export function minCtcSamples (config: Record<string, unknown>): number | undefined {
+  const { conv_kernel: kernels, conv_stride: strides } = config
+  if (!Array.isArray(kernels) || !Array.isArray(strides) || kernels.length !== strides.length) return undefined
+  if (![...kernels, ...strides].every(v => Number.isInteger(v) && v > 0)) return undefined
+  let frames = 1
+  for (let l = kernels.length - 1; l >= 0; l--) frames = (frames - 1) * strides[l] + kernels[l]
+  return frames
 }
 
 export class AudioTranscriptionTask implements TaskHandler<AudioRequest> {
@@ -51,16 +74,21 @@ export class AudioTranscriptionTask implements TaskHandler<AudioRequest> {
     rejectUnknownKeys(obj, KEYS)
     const rate = this.samplingRate(m)
     const samples = await readAudioInput(obj, rate)
-    if (isSeq2Seq(m.config)) {
-      const limit = (m.processor?.feature_extractor?.config?.chunk_length ?? 30) * rate
-      if (samples.length > limit) {
-        throw ValidationError.field('input_values', `holds ${(samples.length / rate).toFixed(1)} s of audio; ${m.id} reads at most ${limit / rate} s per request`)
+    if (!isSeq2Seq(m.config)) {
+      for (const key of ['language', 'max_new_tokens']) {
+        if (obj[key] !== undefined) throw ValidationError.field(key, `is not supported by CTC models such as wav2vec2 (${m.id})`)
       }
+      const min = minCtcSamples(m.config)
+      if (min !== undefined && samples.length < min) {
+        throw ValidationError.field('input_values', `holds ${samples.length} samples; ${m.id} needs at least ${min} samples (${min / rate} s at ${rate} Hz)`)
+      }
+      return { value: { samples }, rows: 1 }
     }
-    if (obj.language !== undefined && (typeof obj.language !== 'string' || obj.language.length === 0)) {
-      throw ValidationError.field('language', 'expected a language code or name such as "en"')
+    const limit = (m.processor?.feature_extractor?.config?.chunk_length ?? 30) * rate
+    if (samples.length > limit) {
+      throw ValidationError.field('input_values', `holds ${(samples.length / rate).toFixed(1)} s of audio; ${m.id} reads at most ${limit / rate} s per request`)
     }
-    return { value: { samples, maxNewTokens: optionalInt(obj.max_new_tokens, 'max_new_tokens', 1, 448), language: obj.language as string | undefined }, rows: 1 }
+    return { value: { samples, maxNewTokens: optionalInt(obj.max_new_tokens, 'max_new_tokens', 1, 448), language: whisperLanguage(obj.language, m) }, rows: 1 }
   }
 
   async run (m: LoadedModel, items: AudioRequest[]): Promise<Array<Record<string, unknown>>> {
@@ -75,7 +103,7 @@ export class AudioTranscriptionTask implements TaskHandler<AudioRequest> {
     const sequences = await m.model.generate({
       input_features: features,
       max_new_tokens: Math.min(item.maxNewTokens ?? 128, maxTarget - 4),
-      ...(item.language !== undefined && m.config.is_multilingual !== false ? { language: item.language, task: 'transcribe' } : {})
+      ...(item.language !== undefined ? { language: item.language, task: 'transcribe' } : {})
     }) as Tensor
     const ids = Array.from(sequences.data as BigInt64Array, Number)
     const text = m.tokenizer.decode(ids, { skip_special_tokens: true }).trim()
@@ -124,7 +152,31 @@ export class AudioTranscriptionTask implements TaskHandler<AudioRequest> {
     return { text, confidence: emitted > 0 ? emittedSum / emitted : allSum / frames }
   }
 
-  warmupInput (): unknown {
-    return { input_values: new Float32Array(1600), max_new_tokens: 1 }
+  warmupInput (m: LoadedModel): unknown {
+    if (isSeq2Seq(m.config)) return { input_values: new Float32Array(1600), max_new_tokens: 1 }
+    return { input_values: new Float32Array(Math.max(1600, minCtcSamples(m.config) ?? 0)) }
   }
+}
+
+/**
+ * The language to pass to Whisper's generate: a code it knows and the model has a token for. English
+ * when missing on a multilingual model (what transformers.js assumes, said here so it does not warn);
+ * none for an English-only model, which takes no language token and refuses any other language.
+ */
+function whisperLanguage (value: unknown, m: LoadedModel): string | undefined {
+  const generation = m.model.generation_config ?? {}
+  let code: string | undefined
+  if (value !== undefined && value !== null) {
+    code = typeof value === 'string' ? whisperLanguageCode(value) : undefined
+    if (code === undefined) throw ValidationError.field('language', `expected a language Whisper knows, as a code or name such as "en" or "english", got ${describe(value)}`)
+  }
+  if (generation.is_multilingual !== true) {
+    if (code !== undefined && code !== 'en') throw ValidationError.field('language', `${m.id} is an English-only model`)
+    return undefined
+  }
+  if (code === undefined) return 'en'
+  if (typeof generation.lang_to_id === 'object' && generation.lang_to_id !== null && !(`<|${code}|>` in generation.lang_to_id)) {
+    throw ValidationError.field('language', `${m.id} has no token for language "${code}"`)
+  }
+  return code
 }

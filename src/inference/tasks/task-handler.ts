@@ -34,6 +34,12 @@ export interface LoadContext {
 export interface RunContext {
   /** Sends a piece of generated text to a streaming caller. */
   onToken?: (text: string) => void
+  /**
+   * Most rows one model call may hold (`resources.models[id].batch_size`, else `hardware.batch_size`);
+   * given to batchable handlers.
+   * A handler whose single request can carry many rows splits them into calls of at most this many.
+   */
+  maxBatch?: number
 }
 
 export interface TaskHandler<P = unknown> {

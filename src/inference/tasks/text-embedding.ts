@@ -3,14 +3,16 @@
  * attention mask by default, or the first token) and L2 normalisation (on by default) are per
  * request. Rows from concurrent requests are padded into one batch (or into a few, grouped by length,
  * when padding to the longest row would cost more than another model call); masked positions never
- * change a row's result, so a text embeds the same alone and inside a padded batch. Vectors go back
- * to the caller as packed float32 lists (see `FloatList` in protocol.ts).
+ * change a row's result, so a text embeds the same alone and inside a padded batch. No model call
+ * holds more than the model's batch size in rows (`RunContext.maxBatch`), however many texts one
+ * request carries. Vectors go back to the caller as packed float32 lists (see `FloatList` in
+ * protocol.ts).
  */
 import { AutoModel, AutoTokenizer, Tensor } from '@huggingface/transformers'
 import { ValidationError } from '../../errors.js'
-import { toIdRows, toMaskRows, checkIdRows, maxPositions } from '../inputs/token-ids.js'
+import { toIdRows, toMaskRows, toTokenTypeRows, checkIdRows, maxPositions } from '../inputs/token-ids.js'
 import { asObject, optionalBool, optionalEnum, rejectUnknownKeys } from '../inputs/options.js'
-import type { TaskHandler, LoadedModel } from './task-handler.js'
+import type { TaskHandler, LoadedModel, RunContext } from './task-handler.js'
 import { floatList, type FloatList } from '../protocol.js'
 
 export const POOLINGS = ['mean', 'cls', 'none'] as const
@@ -19,6 +21,8 @@ type Pooling = typeof POOLINGS[number]
 interface EmbeddingRequest {
   ids: number[][]
   masks: number[][]
+  /** Segment ids per row (BERT's sentence A / B); undefined means all zeros. */
+  types?: number[][]
   /** A single sequence (result is one vector) or a list (result is a list of vectors). */
   single: boolean
   pooling: Pooling
@@ -48,10 +52,16 @@ export class TextEmbeddingTask implements TaskHandler<EmbeddingRequest> {
     const maxLength = Number.isFinite(limit) ? limit : undefined
     let ids: number[][]
     let masks: number[][]
+    let types: number[][] | undefined
     let single: boolean
+    if (obj.text !== undefined && obj.texts !== undefined) throw ValidationError.field('texts', 'give either text or texts, not both')
     const text = obj.text ?? obj.texts
     if (text !== undefined) {
       if (obj.input_ids !== undefined) throw ValidationError.field('text', 'give either text or input_ids, not both')
+      // The tokenizer makes the mask and (single-segment) token types itself; given ones could not match.
+      for (const key of ['attention_mask', 'token_type_ids']) {
+        if (obj[key] !== undefined) throw ValidationError.field(key, 'goes with input_ids, not text')
+      }
       const texts = typeof text === 'string' ? [text] : text
       if (!Array.isArray(texts) || texts.length === 0 || texts.some(t => typeof t !== 'string')) {
         throw ValidationError.field('text', 'expected a string or a non-empty list of strings')
@@ -67,27 +77,31 @@ export class TextEmbeddingTask implements TaskHandler<EmbeddingRequest> {
       single = !(Array.isArray(obj.input_ids) && (Array.isArray(obj.input_ids[0]) || ArrayBuffer.isView(obj.input_ids[0])))
       checkIdRows(ids, 'input_ids', { vocabSize: m.config.vocab_size, maxLength })
       masks = toMaskRows(obj.attention_mask, ids)
-    }
-    return { value: { ids, masks, single, pooling, normalize }, rows: ids.length }
-  }
-
-  async run (m: LoadedModel, items: EmbeddingRequest[]): Promise<Array<Record<string, unknown>>> {
-    // Every row of every request, in order; `pooled[row]` receives that row's vector(s).
-    const ids: number[][] = []
-    const masks: number[][] = []
-    const poolings: Pooling[] = []
-    for (const item of items) {
-      for (let r = 0; r < item.ids.length; r++) {
-        ids.push(item.ids[r])
-        masks.push(item.masks[r])
-        poolings.push(item.pooling)
+      if (obj.token_type_ids !== undefined && obj.token_type_ids !== null) {
+        const inputNames = m.model?.sessions?.model?.inputNames
+        if (Array.isArray(inputNames) && !inputNames.includes('token_type_ids')) {
+          throw ValidationError.field('token_type_ids', `model ${m.id} takes no token_type_ids`)
+        }
+        types = toTokenTypeRows(obj.token_type_ids, ids, m.config.type_vocab_size)
       }
     }
-    const pooled: Float32Array[][] = new Array(ids.length)
-    // Rows of different lengths run in groups of similar length, each padded only to its own longest
-    // row, when the padding saved outweighs the cost of another model call (see lengthGroups).
-    for (const group of lengthGroups(ids.map(row => row.length), callOverheadTokens(m))) {
-      await forwardGroup(m, group, ids, masks, poolings, pooled)
+    return { value: { ids, masks, types, single, pooling, normalize }, rows: ids.length }
+  }
+
+  async run (m: LoadedModel, items: EmbeddingRequest[], ctx: RunContext = {}): Promise<Array<Record<string, unknown>>> {
+    // Every row of every request, in order; `pooled[row]` receives that row's vector(s).
+    const rows: Rows = { ids: [], masks: [], types: [], poolings: [] }
+    for (const item of items) {
+      for (let r = 0; r < item.ids.length; r++) {
+        rows.ids.push(item.ids[r])
+        rows.masks.push(item.masks[r])
+        rows.types.push(item.types?.[r])
+        rows.poolings.push(item.pooling)
+      }
+    }
+    const pooled: Float32Array[][] = new Array(rows.ids.length)
+    for (const call of callPlan(rows.ids.map(row => row.length), callOverheadTokens(m), ctx.maxBatch ?? Infinity)) {
+      await forwardGroup(m, call, rows, pooled)
     }
     let row = 0
     return items.map(item => {
@@ -110,11 +124,21 @@ function encode (m: LoadedModel, text: string, maxLength: number | undefined): n
   return enc.input_ids as number[]
 }
 
+/** Every row of a run, from all its requests, in order. */
+interface Rows {
+  ids: number[][]
+  masks: number[][]
+  /** undefined: all zeros. */
+  types: Array<number[] | undefined>
+  poolings: Pooling[]
+}
+
 /**
- * One model call for the rows `group` (indices into `ids`), padded to the longest of them; pools each
+ * One model call for the rows `group` (indices into `rows`), padded to the longest of them; pools each
  * row's hidden states into `pooled`.
  */
-async function forwardGroup (m: LoadedModel, group: number[], ids: number[][], masks: number[][], poolings: Pooling[], pooled: Float32Array[][]): Promise<void> {
+async function forwardGroup (m: LoadedModel, group: number[], rows: Rows, pooled: Float32Array[][]): Promise<void> {
+  const { ids, masks, types, poolings } = rows
   let width = 0
   for (const r of group) if (ids[r].length > width) width = ids[r].length
   const n = group.length * width
@@ -122,17 +146,25 @@ async function forwardGroup (m: LoadedModel, group: number[], ids: number[][], m
   const idData = new BigInt64Array(n)
   if (padId !== 0n) idData.fill(padId)
   const maskData = new BigInt64Array(n)
+  // Token types stay 0 for padding and for rows that gave none (what transformers.js feeds by default).
+  const typeData = new BigInt64Array(n)
+  let anyTypes = false
   for (let g = 0; g < group.length; g++) {
     const rowIds = ids[group[g]]
     const rowMask = masks[group[g]]
+    const rowTypes = types[group[g]]
     const base = g * width
     for (let i = 0; i < rowIds.length; i++) {
       idData[base + i] = BigInt(rowIds[i])
       maskData[base + i] = rowMask[i] === 0 ? 0n : 1n
     }
+    if (rowTypes !== undefined) {
+      anyTypes = true
+      for (let i = 0; i < rowTypes.length; i++) typeData[base + i] = BigInt(rowTypes[i])
+    }
   }
   const dims = [group.length, width]
-  const hidden = await forward(m, idData, maskData, dims)
+  const hidden = await forward(m, idData, maskData, anyTypes ? typeData : undefined, dims)
   const [, seq, size] = hidden.dims
   for (let g = 0; g < group.length; g++) {
     const r = group[g]
@@ -145,21 +177,25 @@ const ENCODER_INPUTS = new Set(['input_ids', 'attention_mask', 'token_type_ids']
 /**
  * The model's hidden states for a batch of ids. A plain encoder (inputs: ids, mask, token types) is
  * run on its onnxruntime session directly, with exactly the feeds transformers.js would build (zero
- * token_type_ids); anything else goes through transformers.js's model call.
+ * token_type_ids unless given); anything else goes through transformers.js's model call.
  */
-async function forward (m: LoadedModel, idData: BigInt64Array, maskData: BigInt64Array, dims: number[]): Promise<{ data: Float32Array, dims: number[] }> {
+async function forward (m: LoadedModel, idData: BigInt64Array, maskData: BigInt64Array, typeData: BigInt64Array | undefined, dims: number[]): Promise<{ data: Float32Array, dims: number[] }> {
   const session = m.model.sessions?.model
   if (session !== undefined && typeof session.run === 'function' && Array.isArray(session.inputNames) && (session.inputNames as string[]).every(name => ENCODER_INPUTS.has(name))) {
     const feeds: Record<string, unknown> = {}
     for (const name of session.inputNames as string[]) {
-      const data = name === 'input_ids' ? idData : name === 'attention_mask' ? maskData : new BigInt64Array(idData.length)
+      const data = name === 'input_ids' ? idData : name === 'attention_mask' ? maskData : typeData ?? new BigInt64Array(idData.length)
       feeds[name] = new Tensor('int64', data, dims).ort_tensor
     }
     const out = await session.run(feeds)
     const hidden = out.last_hidden_state ?? out.token_embeddings ?? out[session.outputNames[0]]
     return { data: hidden.data as Float32Array, dims: hidden.dims as number[] }
   }
-  const out = await m.model({ input_ids: new Tensor('int64', idData, dims), attention_mask: new Tensor('int64', maskData, dims) })
+  const out = await m.model({
+    input_ids: new Tensor('int64', idData, dims),
+    attention_mask: new Tensor('int64', maskData, dims),
+    ...(typeData !== undefined ? { token_type_ids: new Tensor('int64', typeData, dims) } : {})
+  })
   const hidden = out.last_hidden_state ?? out.token_embeddings ?? Object.values(out)[0]
   return { data: hidden.data as Float32Array, dims: hidden.dims as number[] }
 }
@@ -221,6 +257,26 @@ export function lengthGroups (lengths: number[], overhead: number): number[][] {
   const groups: number[][] = []
   for (let j = n; j > 0; j = cut[j]) groups.unshift(order.slice(cut[j], j))
   return groups
+}
+
+/**
+ * The model calls for rows of these lengths: the length groups (see lengthGroups), each cut into
+ * consecutive calls of at most `maxRows` rows, so that one request carrying thousands of texts never
+ * becomes one huge call. A group that must be cut is first sorted by length (fewer padded tokens for
+ * the same number of calls). Returns the row indices of each call; every row is in exactly one.
+ */
+export function callPlan (lengths: number[], overhead: number, maxRows: number): number[][] {
+  const step = Math.max(1, Math.floor(maxRows))
+  const calls: number[][] = []
+  for (const group of lengthGroups(lengths, overhead)) {
+    if (group.length <= step) {
+      calls.push(group)
+      continue
+    }
+    const sorted = group.slice().sort((a, b) => lengths[a] - lengths[b] || a - b)
+    for (let i = 0; i < sorted.length; i += step) calls.push(sorted.slice(i, i + step))
+  }
+  return calls
 }
 
 /** Returns one vector (mean / cls) or one per token (none), as Float32Arrays. */

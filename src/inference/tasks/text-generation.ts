@@ -4,19 +4,22 @@
  * continuation alone is `generated_text`. Greedy by default; `do_sample` with `temperature`,
  * `top_k`, `top_p` and an optional `seed` samples. Generation uses the model's KV cache. Requests run
  * one at a time (sequences of different lengths would need per-row stopping, which a batch of one
- * does not).
+ * does not). Sampling requests also run one at a time across the whole worker (see `samplingLock`).
  */
 import { AutoModelForCausalLM, AutoTokenizer, Tensor, TextStreamer, random } from '@huggingface/transformers'
 import { ValidationError } from '../../errors.js'
-import { toIdRows, checkIdRows, maxPositions } from '../inputs/token-ids.js'
+import { toIdRows, toMaskRows, checkIdRows, maxPositions } from '../inputs/token-ids.js'
 import { asObject, optionalBool, optionalInt, optionalNumber, rejectUnknownKeys } from '../inputs/options.js'
 import type { TaskHandler, LoadedModel, RunContext } from './task-handler.js'
+import { Semaphore } from '../semaphore.js'
 
 /** New tokens generated when neither the request nor `resources.models[...].max_length` says. */
 export const DEFAULT_MAX_NEW_TOKENS = 32
 
 interface GenerationRequest {
   ids: number[]
+  /** 0 for (left) padding the model must not attend to; all ones when the request gave none. */
+  mask: number[]
   maxNewTokens: number
   doSample: boolean
   temperature?: number
@@ -25,6 +28,15 @@ interface GenerationRequest {
   repetitionPenalty?: number
   seed?: number
 }
+
+/**
+ * transformers.js samples from one global RNG (`random`), which `seed` re-seeds: two sampling
+ * generations interleaved at their awaits would draw from each other's sequence, and a seeded request
+ * would give a different text when another one runs alongside it. So sampling generations (seeded or
+ * not) hold this one-slot lock from seeding to the end of generation; greedy ones draw no random
+ * numbers and run freely.
+ */
+const samplingLock = new Semaphore(1)
 
 const KEYS = ['prompt', 'input_ids', 'attention_mask', 'max_length', 'max_new_tokens', 'do_sample', 'temperature', 'top_k', 'top_p', 'repetition_penalty', 'seed'] as const
 
@@ -45,15 +57,21 @@ export class TextGenerationTask implements TaskHandler<GenerationRequest> {
     rejectUnknownKeys(obj, KEYS)
     const positions = maxPositions(m.config)
     let ids: number[]
+    let mask: number[]
     if (obj.prompt !== undefined) {
       if (obj.input_ids !== undefined) throw ValidationError.field('prompt', 'give either prompt or input_ids, not both')
+      if (obj.attention_mask !== undefined) throw ValidationError.field('attention_mask', 'goes with input_ids, not prompt')
       if (typeof obj.prompt !== 'string' || obj.prompt.length === 0) throw ValidationError.field('prompt', 'expected a non-empty string')
       ids = m.tokenizer(obj.prompt, { return_tensor: false }).input_ids as number[]
       if (ids.length === 0) throw ValidationError.field('prompt', 'tokenizes to nothing')
+      mask = ids.map(() => 1)
     } else if (obj.input_ids !== undefined) {
       const rows = toIdRows(obj.input_ids, 'input_ids')
       if (rows.length !== 1) throw ValidationError.field('input_ids', 'text generation takes one sequence per request')
       ids = rows[0]
+      mask = toMaskRows(obj.attention_mask, rows)[0]
+      // Generation continues from the last token, so only left padding makes sense (as in Hugging Face).
+      if (mask[mask.length - 1] !== 1) throw ValidationError.field('attention_mask', 'must end with 1: pad prompts on the left')
     } else {
       throw ValidationError.field('prompt', 'is missing (or pass input_ids)')
     }
@@ -72,6 +90,7 @@ export class TextGenerationTask implements TaskHandler<GenerationRequest> {
     }
     const value: GenerationRequest = {
       ids,
+      mask,
       maxNewTokens,
       doSample: optionalBool(obj.do_sample, 'do_sample') ?? false,
       temperature: optionalNumber(obj.temperature, 'temperature', 0, 100, true),
@@ -85,14 +104,16 @@ export class TextGenerationTask implements TaskHandler<GenerationRequest> {
 
   async run (m: LoadedModel, items: GenerationRequest[], ctx: RunContext): Promise<Array<Record<string, unknown>>> {
     const out: Array<Record<string, unknown>> = []
-    for (const req of items) out.push(await this.generate(m, req, ctx))
+    for (const req of items) {
+      out.push(req.doSample ? await samplingLock.run(async () => await this.generate(m, req, ctx)) : await this.generate(m, req, ctx))
+    }
     return out
   }
 
   private async generate (m: LoadedModel, req: GenerationRequest, ctx: RunContext): Promise<Record<string, unknown>> {
     const n = req.ids.length
     const inputIds = new Tensor('int64', BigInt64Array.from(req.ids, BigInt), [1, n])
-    const attentionMask = new Tensor('int64', new BigInt64Array(n).fill(1n), [1, n])
+    const attentionMask = new Tensor('int64', BigInt64Array.from(req.mask, BigInt), [1, n])
     if (req.seed !== undefined) random.seed(req.seed)
     const streamer = ctx.onToken === undefined
       ? undefined

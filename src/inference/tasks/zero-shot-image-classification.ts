@@ -7,7 +7,7 @@
 import { AutoModel, AutoProcessor, AutoTokenizer, Tensor } from '@huggingface/transformers'
 import { ValidationError } from '../../errors.js'
 import { asObject, rejectUnknownKeys } from '../inputs/options.js'
-import { toIdRows, checkIdRows, toMaskRows, maxPositions } from '../inputs/token-ids.js'
+import { toIdRows, checkIdRows, toMaskRows, maxPositions, describe } from '../inputs/token-ids.js'
 import { toPixelBatch, imageToPixelBatch, concatPixelBatches, type PixelBatch } from '../inputs/pixel-values.js'
 import { softmax } from '../inputs/softmax.js'
 import type { TaskHandler, LoadedModel } from './task-handler.js'
@@ -53,11 +53,16 @@ export class ZeroShotImageClassificationTask implements TaskHandler<ZeroShotRequ
         throw ValidationError.field('candidate_labels', 'expected a non-empty list of non-empty strings')
       }
       if (m.tokenizer === undefined) throw ValidationError.field('candidate_labels', `model ${m.id} has no tokenizer: pass input_ids`)
-      const template = typeof obj.hypothesis_template === 'string' ? obj.hypothesis_template : 'a photo of a {}'
+      if (obj.attention_mask !== undefined) throw ValidationError.field('attention_mask', 'goes with input_ids, not candidate_labels')
+      const template = obj.hypothesis_template ?? 'a photo of a {}'
+      if (typeof template !== 'string' || !template.includes('{}')) {
+        throw ValidationError.field('hypothesis_template', `expected a string with {} where each label goes, got ${describe(template)}`)
+      }
       labels = candidates as string[]
-      ids = labels.map(label => m.tokenizer(template.replace('{}', label), { truncation: true, max_length: limits.maxLength, return_tensor: false }).input_ids as number[])
+      ids = labels.map(label => m.tokenizer(template.replace('{}', () => label), { truncation: true, max_length: limits.maxLength, return_tensor: false }).input_ids as number[])
       masks = ids.map(row => row.map(() => 1))
     } else if (obj.input_ids !== undefined) {
+      if (obj.hypothesis_template !== undefined) throw ValidationError.field('hypothesis_template', 'goes with candidate_labels, not input_ids')
       ids = toIdRows(obj.input_ids, 'input_ids')
       checkIdRows(ids, 'input_ids', limits)
       masks = toMaskRows(obj.attention_mask, ids)

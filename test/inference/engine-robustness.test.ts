@@ -1,0 +1,177 @@
+/**
+ * The engine survives what callers throw at it: inputs that are not plain data, callbacks that throw,
+ * a worker that dies, inputs that would collide in the result cache, and libraries that write to the
+ * console.
+ */
+import { describe, it, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { join } from 'node:path'
+import type { Worker } from 'node:worker_threads'
+import { IpfsAccelerate, ValidationError, InferenceError, getInstance, resetInstance } from '../../src/index.js'
+import { routeConsole } from '../../src/inference/worker-console.js'
+import { serveModelsAsHub } from '../helpers/hub-server.js'
+import { tinyModels, type TinyModels } from '../helpers/tiny-models.js'
+
+const quiet = { logging: { level: 'SILENT' } } as const
+
+/** The engine's worker thread: reached through private fields, only to make it die as a crash would. */
+function workerOf (acc: IpfsAccelerate): Worker {
+  const engine = (acc as unknown as { engineInstance?: { worker: Worker } }).engineInstance
+  assert.ok(engine !== undefined, 'the engine has started')
+  return engine.worker
+}
+
+describe('inference engine robustness', () => {
+  let models: TinyModels
+  let bert: string
+  let gpt2: string
+
+  before(async () => {
+    models = await tinyModels(['bert', 'gpt2'])
+    bert = models.dir('bert')
+    gpt2 = models.dir('gpt2')
+  })
+  after(() => { models.cleanup() })
+
+  it('refuses inputs that are not plain data with a ValidationError, and keeps working', async () => {
+    const acc = new IpfsAccelerate(quiet, {}, { env: {} })
+    try {
+      const circular: Record<string, unknown> = { input_ids: [101, 102] }
+      circular.self = circular
+      const bad: Array<[unknown, RegExp]> = [
+        [{ input_ids: [101, 102], extra: () => 1 }, /input\.extra: is a function/],
+        [{ input_ids: [101, Symbol('x')] }, /input\.input_ids\[1\]: is a symbol/],
+        [circular, /input\.self: refers back/],
+        [{ text: new Date() }, /input\.text: is a Date/]
+      ]
+      // Sent in one burst with a good request: the bad ones fail alone, the good one is answered.
+      const good = acc.processAsync(bert, { input_ids: [101, 102] }, 'text_embedding')
+      for (const [input, message] of bad) {
+        await assert.rejects(acc.processAsync(bert, input, 'text_embedding'), (err: unknown) => err instanceof ValidationError && message.test(err.message))
+        assert.throws(() => acc.process(bert, input, 'text_embedding'), (err: unknown) => err instanceof ValidationError && message.test(err.message))
+      }
+      assert.equal(((await good).embedding as number[]).length, 32)
+      assert.equal((acc.process(bert, { input_ids: [101, 102] }, 'text_embedding').embedding as number[]).length, 32)
+    } finally {
+      await acc.stop()
+    }
+  })
+
+  it('fails only the call whose onToken callback throws', async () => {
+    const acc = new IpfsAccelerate(quiet, {}, { env: {} })
+    try {
+      const boom = new Error('callback failed')
+      const other = acc.processAsync(gpt2, { prompt: 'hello', max_new_tokens: 4 }, 'text_generation')
+      await assert.rejects(acc.processAsync(gpt2, { prompt: 'hello', max_new_tokens: 4 }, 'text_generation', { onToken: () => { throw boom } }), (err: unknown) => err === boom)
+      assert.equal(typeof (await other).text, 'string')
+      const tokens: string[] = []
+      const streamed = await acc.processAsync(gpt2, { prompt: 'hello', max_new_tokens: 4 }, 'text_generation', { onToken: t => { tokens.push(t) } })
+      assert.equal(typeof streamed.text, 'string')
+      assert.ok(tokens.length > 0)
+    } finally {
+      await acc.stop()
+    }
+  })
+
+  it('a progress listener that throws does not take the process down', async () => {
+    const hubRoot = join(models.root, 'hub')
+    const hub = await serveModelsAsHub(hubRoot, { 'Org/tiny-bert': bert })
+    const acc = new IpfsAccelerate({ ...quiet, hub: { remote_host: hub.url, cache_dir: join(models.root, 'cache') } }, {}, { env: {} })
+    try {
+      let calls = 0
+      acc.onProgress(() => { calls++; throw new Error('listener failed') })
+      const r = await acc.processAsync('Org/tiny-bert', { input_ids: [101, 102] }, 'text_embedding')
+      assert.equal((r.embedding as number[]).length, 32)
+      assert.ok(calls > 0, 'the listener was called while the model downloaded')
+    } finally {
+      await acc.stop()
+      await hub.close()
+    }
+  })
+
+  it('when the worker dies, pending calls fail with InferenceError and the next calls start a new worker', async () => {
+    const acc = new IpfsAccelerate({ ...quiet, performance: { enable_caching: false } }, {}, { env: {} })
+    try {
+      await acc.processAsync(bert, { input_ids: [101, 102] }, 'text_embedding')
+      const worker = workerOf(acc)
+      const exited = once(worker, 'exit')
+      // A long generation is in flight when the worker goes.
+      const pending = acc.processAsync(gpt2, { prompt: 'hello', max_new_tokens: 40 }, 'text_generation')
+      await worker.terminate()
+      await exited
+      await assert.rejects(pending, (err: unknown) => err instanceof InferenceError && /worker exited/.test(err.message))
+      const again = await acc.processAsync(bert, { input_ids: [101, 102] }, 'text_embedding')
+      assert.equal((again.embedding as number[]).length, 32)
+      assert.notEqual(workerOf(acc), worker, 'a new worker runs the next calls')
+      // The synchronous path too.
+      const replacement = workerOf(acc)
+      await replacement.terminate()
+      assert.equal((acc.process(bert, { input_ids: [101, 102] }, 'text_embedding').embedding as number[]).length, 32)
+    } finally {
+      await acc.stop()
+    }
+  })
+
+  it('never answers from the cache an input the model would treat differently', async () => {
+    const acc = new IpfsAccelerate({ ...quiet, performance: { enable_caching: true } }, {}, { env: {} })
+    try {
+      const ok = await acc.processAsync(bert, { input_ids: [101n, 102n] }, 'text_embedding')
+      assert.equal((ok.embedding as number[]).length, 32)
+      // Strings are not token ids, bigints or not: refused even after the bigint form was cached.
+      await assert.rejects(acc.processAsync(bert, { input_ids: ['101', '102'] }, 'text_embedding'), ValidationError)
+      // A key holding undefined is still an unknown key.
+      await assert.rejects(acc.processAsync(bert, { input_ids: [101n, 102n], bogus: undefined }, 'text_embedding'), ValidationError)
+      // The same input is still a hit.
+      const before = acc.cacheStats()?.hits ?? 0
+      assert.deepEqual(await acc.processAsync(bert, { input_ids: [101n, 102n] }, 'text_embedding'), ok)
+      assert.equal(acc.cacheStats()?.hits, before + 1)
+    } finally {
+      await acc.stop()
+    }
+  })
+
+  it('does not cache sampled generation without a seed, does with one', async () => {
+    const acc = new IpfsAccelerate({ ...quiet, performance: { enable_caching: true } }, {}, { env: {} })
+    try {
+      const sampled = { prompt: 'hello', max_new_tokens: 3, do_sample: true }
+      await acc.processAsync(gpt2, sampled, 'text_generation')
+      await acc.processAsync(gpt2, sampled, 'text_generation')
+      assert.equal(acc.cacheStats()?.hits, 0)
+      assert.equal(acc.cacheStats()?.entries, 0)
+      const seeded = { ...sampled, seed: 7 }
+      const first = await acc.processAsync(gpt2, seeded, 'text_generation')
+      assert.deepEqual(await acc.processAsync(gpt2, seeded, 'text_generation'), first)
+      assert.equal(acc.cacheStats()?.hits, 1)
+    } finally {
+      await acc.stop()
+    }
+  })
+
+  it('getInstance() after stop() gives a working instance, not the stopped one', async () => {
+    const first = getInstance()
+    await first.stop()
+    const second = getInstance()
+    assert.notEqual(second, first)
+    assert.equal(second.isStopped, false)
+    assert.equal(getInstance(), second)
+    await resetInstance()
+  })
+
+  it('routes console output to the logger, each distinct warning once', () => {
+    const logged: Array<[string, string]> = []
+    const target = { debug: console.debug, log: console.log, info: console.info, warn: console.warn, error: console.error }
+    routeConsole(target, (level, msg) => { logged.push([level, msg]) })
+    target.warn('No language specified - defaulting to English (en).')
+    target.warn('No language specified - defaulting to English (en).')
+    target.error('Inputs given to model:', { input_ids: [1, 2] })
+    target.log('loading')
+    target.info('ready', 3)
+    assert.deepEqual(logged, [
+      ['warn', 'No language specified - defaulting to English (en).'],
+      ['error', 'Inputs given to model: { input_ids: [ 1, 2 ] }'],
+      ['debug', 'loading'],
+      ['info', 'ready 3']
+    ])
+  })
+})
