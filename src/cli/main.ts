@@ -1,9 +1,13 @@
 #!/usr/bin/env node
 /**
  * The `ipfs-accelerate` command. One file per command under commands/; this file only wires them.
- * Exit codes: 0 success, 1 an operation failed, 2 bad usage or input (ValidationError).
+ * Exit codes: 0 success (and `--help`, `--version`), 1 an operation failed, 2 bad usage (an unknown
+ * option or command, a missing or malformed argument) or bad input (ValidationError).
  */
-import { Command } from 'commander'
+import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Command, CommanderError } from 'commander'
 import { registerDemo } from './commands/demo.js'
 import { registerModels } from './commands/models.js'
 import { registerHardware } from './commands/hardware.js'
@@ -11,11 +15,26 @@ import { registerInfer } from './commands/infer.js'
 import { registerIpfs } from './commands/ipfs.js'
 import { reportError } from './report-error.js'
 
+/** This package's version, from the package.json above this file (src/cli/ or dist/src/cli/). */
+function packageVersion (): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string, version?: string }
+      if (pkg.name === 'ipfs-accelerate' && pkg.version !== undefined) return pkg.version
+    } catch { /* none here, or unreadable: look further up */ }
+    if (dirname(dir) === dir) return 'unknown'
+  }
+}
+
 const program = new Command()
   .name('ipfs-accelerate')
   .description('Hardware-aware Hugging Face inference with content-addressed models over IPFS')
+  .version(packageVersion())
   .option('--config <file>', 'JSON config file (same keys as the resources object)')
   .showHelpAfterError()
+  // Commander exits with 1 on usage errors; throwing instead lets them take exit code 2 below. Set before
+  // the commands are added, which inherit it.
+  .exitOverride()
 
 registerDemo(program)
 registerModels(program)
@@ -24,5 +43,7 @@ registerInfer(program)
 registerIpfs(program)
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  process.exitCode = reportError(err)
+  // Commander has already printed its message (or the help); only the exit code is left to choose.
+  if (err instanceof CommanderError) process.exitCode = err.exitCode === 0 ? 0 : 2
+  else process.exitCode = reportError(err)
 })

@@ -10,7 +10,8 @@ import { readFileSync } from 'node:fs'
 import type { z } from 'zod'
 import { ValidationError, type ValidationIssue } from '../errors.js'
 import { resourcesSchema, metadataSchema, type ResourcesInit, type ResolvedConfig, type Metadata } from './schema.js'
-import { configFromEnv } from './env.js'
+import { configFromEnv, envName } from './env.js'
+import { checkModelEntry } from '../models/model-reference.js'
 
 export interface ResolveOptions {
   /** Environment to read `IPFS_ACCELERATE_*` from; `{}` to ignore the environment. Default: `process.env`. */
@@ -20,12 +21,16 @@ export interface ResolveOptions {
 }
 
 export function issuesOf (error: z.ZodError, prefix = ''): ValidationIssue[] {
-  return error.issues.map(issue => {
-    const path = [prefix, ...issue.path.map(String)].filter(p => p !== '').join('.')
-    let message = issue.message
-    if (issue.code === 'unrecognized_keys') message = `unknown key(s) ${issue.keys.map(k => JSON.stringify(k)).join(', ')}`
-    return { path: path === '' ? '(root)' : path, message }
-  })
+  return error.issues.map(issue => ({ path: dottedPath([prefix, ...issue.path.map(String)]), message: issueMessage(issue) }))
+}
+
+function dottedPath (parts: readonly string[]): string {
+  const path = parts.filter(p => p !== '').join('.')
+  return path === '' ? '(root)' : path
+}
+
+function issueMessage (issue: z.core.$ZodIssue): string {
+  return issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.map(k => JSON.stringify(k)).join(', ')}` : issue.message
 }
 
 export function deepFreeze<T> (value: T): T {
@@ -69,6 +74,102 @@ export function readConfigFile (file: string): Record<string, unknown> {
   return parsed
 }
 
+/** Keys that would reach an object's prototype when merged; never config keys. */
+const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
+
+/** Throws ValidationError naming the path of the first `__proto__`, `constructor` or `prototype` key. */
+function rejectReservedKeys (value: unknown, path: string[], where: string, file?: string): void {
+  if (value === null || typeof value !== 'object') return
+  for (const key of Object.keys(value)) {
+    const at = [...path, key]
+    if (RESERVED_KEYS.has(key)) {
+      throw new ValidationError(`invalid configuration${where}: ${dottedPath(at)}: ${JSON.stringify(key)} is not allowed as a key`,
+        [{ path: dottedPath(at), message: `${JSON.stringify(key)} is not allowed as a key` }], { context: file === undefined ? {} : { file } })
+    }
+    rejectReservedKeys((value as Record<string, unknown>)[key], at, where, file)
+  }
+}
+
+/** Where a value came from: a variable names itself, a file its path; the resources object needs no name. */
+type Origin = { kind: 'env', name: string } | { kind: 'file', file: string } | { kind: 'resources' }
+
+interface Layers {
+  init: Record<string, unknown>
+  env: Record<string, unknown>
+  file: Record<string, unknown>
+  fileName?: string
+}
+
+function holds (values: unknown, path: readonly string[]): boolean {
+  let v = values
+  for (const k of path) {
+    if (!isPlainObject(v) || !Object.hasOwn(v, k) || v[k] === undefined) return false
+    v = v[k]
+  }
+  return path.length > 0
+}
+
+/** The layer a problem at `path` comes from: the highest-precedence one that set the longest prefix of it. */
+function originOf (layers: Layers, path: readonly string[]): Origin | undefined {
+  for (let n = path.length; n > 0; n--) {
+    const prefix = path.slice(0, n)
+    if (holds(layers.init, prefix)) return { kind: 'resources' }
+    // Variables only ever set `section.key`.
+    if (holds(layers.env, prefix)) return { kind: 'env', name: envName(path[0], path[1]) }
+    if (holds(layers.file, prefix) && layers.fileName !== undefined) return { kind: 'file', file: layers.fileName }
+  }
+  return undefined
+}
+
+interface Problem {
+  path: string[]
+  message: string
+  /** The path whose value caused it, when not `path` itself (an unknown key, reported on its parent). */
+  at?: string[]
+}
+
+/**
+ * One ValidationError for every problem, each named after where its value came from: an environment
+ * variable (`IPFS_ACCELERATE_HARDWARE_PREFER_CUDA (hardware.prefer_cuda): ...`), the config file
+ * (`hardware.batch_size (in config file c.json): ...`, or the file once in front when every problem is
+ * in it) or the resources object (`hardware.batch_size: ...`). Issues keep their config path and say
+ * `(from <variable or file>)`.
+ */
+function configError (problems: readonly Problem[], layers: Layers, cause?: unknown): ValidationError {
+  const found = problems.map(p => ({ path: dottedPath(p.path), message: p.message, origin: originOf(layers, p.at ?? p.path) }))
+  const oneFile = layers.fileName !== undefined && found.every(f => f.origin?.kind === 'file')
+  const labels = found.map(({ path, message, origin }) => {
+    if (origin?.kind === 'env') return `${origin.name} (${path}): ${message}`
+    if (origin?.kind === 'file' && !oneFile) return `${path} (in config file ${origin.file}): ${message}`
+    return `${path}: ${message}`
+  })
+  const issues = found.map(({ path, message, origin }) => {
+    const from = origin?.kind === 'env' ? origin.name : origin?.kind === 'file' ? `config file ${origin.file}` : undefined
+    return { path, message: from === undefined ? message : `${message} (from ${from})` }
+  })
+  const variable = found.map(f => f.origin).find(o => o?.kind === 'env')
+  const context = {
+    ...(found.some(f => f.origin?.kind === 'file') ? { file: layers.fileName } : {}),
+    ...(variable?.kind === 'env' ? { env: variable.name } : {})
+  }
+  const where = oneFile ? ` in config file ${layers.fileName ?? ''}` : ''
+  return new ValidationError(`invalid configuration${where}: ${labels.join('; ')}`, issues, { cause, context })
+}
+
+/** Problems with `models` entries that the schema cannot see: a custom model's source, checked as a load would. */
+function modelProblems (config: ResolvedConfig): Problem[] {
+  const problems: Problem[] = []
+  for (const key of Object.keys(config.models)) {
+    try {
+      checkModelEntry(key, config)
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err
+      problems.push({ path: ['models', key, 'source'], message: err.issues[0]?.message ?? err.message })
+    }
+  }
+  return problems
+}
+
 /** Validates and freezes a config. Throws ValidationError listing every problem with its path. */
 export function resolveConfig (init: ResourcesInit | undefined | null = {}, options: ResolveOptions = {}): ResolvedConfig {
   if (init !== undefined && init !== null && !isPlainObject(init)) {
@@ -76,15 +177,26 @@ export function resolveConfig (init: ResourcesInit | undefined | null = {}, opti
   }
   const env = options.env ?? process.env
   const file = options.configFile ?? env.IPFS_ACCELERATE_CONFIG
-  let merged: Record<string, unknown> = {}
-  if (file !== undefined && file !== '') merged = mergeConfig(merged, readConfigFile(file))
-  merged = mergeConfig(merged, configFromEnv(env))
-  merged = mergeConfig(merged, (init ?? {}) as Record<string, unknown>)
+  const fromFile = file !== undefined && file !== '' ? readConfigFile(file) : {}
+  const fromEnv = configFromEnv(env)
+  const fromInit = (init ?? {}) as Record<string, unknown>
+  if (file !== undefined && file !== '') rejectReservedKeys(fromFile, [], ` in config file ${file}`, file)
+  rejectReservedKeys(fromInit, [], '')
+  const layers: Layers = { init: fromInit, env: fromEnv, file: fromFile, ...(file === undefined || file === '' ? {} : { fileName: file }) }
+  const merged = mergeConfig(mergeConfig(fromFile, fromEnv), fromInit)
   const result = resourcesSchema.safeParse(merged)
   if (!result.success) {
-    throw new ValidationError('invalid configuration', issuesOf(result.error), { cause: result.error })
+    const problems = result.error.issues.map(issue => {
+      const path = issue.path.map(String)
+      // An unknown key is reported on its parent object; the key itself says where it was written.
+      return { path, message: issueMessage(issue), ...(issue.code === 'unrecognized_keys' ? { at: [...path, ...issue.keys.slice(0, 1)] } : {}) }
+    })
+    throw configError(problems, layers, result.error)
   }
-  return deepFreeze(result.data) as ResolvedConfig
+  const config = result.data as ResolvedConfig
+  const problems = modelProblems(config)
+  if (problems.length > 0) throw configError(problems, layers)
+  return deepFreeze(config)
 }
 
 export function resolveMetadata (metadata: unknown): Readonly<Metadata> {

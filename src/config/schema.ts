@@ -8,9 +8,9 @@ import { parseSize } from './units.js'
 import * as D from './defaults.js'
 import { PRECISIONS, DEVICES, ENDPOINT_TYPES } from './constants.js'
 
-const size = z.union([z.string(), z.number()]).refine(v => parseSize(v) !== undefined, {
-  message: 'expected a size such as 1048576, "512MiB" or "8GB"'
-})
+const SIZE_MESSAGE = 'expected a size such as 1048576, "512MiB" or "8GB"'
+// The same message for a value of the wrong type (`[]`, `true`) as for an unreadable string.
+const size = z.union([z.string(), z.number()], { error: SIZE_MESSAGE }).refine(v => parseSize(v) !== undefined, { message: SIZE_MESSAGE })
 
 const url = z.string().refine(v => {
   try {
@@ -33,7 +33,7 @@ export const ipfsSchema = z.strictObject({
   retry_count: z.number().int().min(0).max(100).default(D.DEFAULT_IPFS_RETRY_COUNT),
   enable_local_gateway: z.boolean().default(D.DEFAULT_ENABLE_LOCAL_GATEWAY),
   repo: z.string().min(1).optional(),
-  cid_version: z.union([z.literal(0), z.literal(1)]).default(D.DEFAULT_CID_VERSION)
+  cid_version: z.union([z.literal(0), z.literal(1)], { error: 'expected 0 or 1' }).default(D.DEFAULT_CID_VERSION)
 })
 
 export const hardwareSchema = z.strictObject({

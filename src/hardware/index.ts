@@ -8,11 +8,11 @@ export {
 export { systemProbeEnvironment, type ProbeEnvironment, type ExecResult, type OrtBackendInfo, type ProbeNavigator } from './probe-environment.js'
 export { DEFAULT_PROBE_TIMEOUTS, type ProbeTimeouts } from './probe-context.js'
 export {
-  selectExecution, backendOrder,
+  selectExecution, backendOrder, fallbackLevel,
   type ExecutionChoice, type ExecutionFallback, type ModelRequest, type TransformersDevice
 } from './select-execution.js'
 export {
-  availableDtypes, estimateModelBytes, dtypeOfFile, DTYPES, DTYPE_SUFFIXES, DEFAULT_ONNX_SUBFOLDER,
+  availableDtypes, estimateModelBytes, weightFilePath, dtypeOfFile, DTYPES, DTYPE_SUFFIXES, DEFAULT_ONNX_SUBFOLDER,
   type Dtype, type ModelFilesOptions
 } from './model-files.js'
 export { MemoryBudget } from './memory-budget.js'

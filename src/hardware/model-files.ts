@@ -34,6 +34,11 @@ export interface ModelFilesOptions {
   subfolder?: string
 }
 
+/** Where transformers.js reads the weight file `baseName` at `dtype`: `<modelDir>/onnx/<baseName><suffix>.onnx`. */
+export function weightFilePath (modelDir: string, baseName: string, dtype: Dtype, options: ModelFilesOptions = {}): string {
+  return join(modelDir, options.subfolder ?? DEFAULT_ONNX_SUBFOLDER, `${baseName}${DTYPE_SUFFIXES[dtype]}.onnx`)
+}
+
 /**
  * Splits a weight file name into its base name and dtype: `model_q4f16.onnx` is `model` at q4f16,
  * `decoder_model_merged.onnx` is `decoder_model_merged` at fp32. Undefined for files that are not `.onnx`.

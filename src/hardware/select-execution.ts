@@ -114,6 +114,16 @@ export function backendOrder (hardware: Pick<HardwareConfig, 'prefer_cuda' | 'al
 }
 
 /**
+ * How loudly a fallback is worth logging. A preferred CUDA (`prefer_cuda`) that is missing: a warning.
+ * Another backend skipped, an optional accelerator this machine lacks, is the normal case: debug. A
+ * replaced dtype changes which weights run: info.
+ */
+export function fallbackLevel (fallback: ExecutionFallback, hardware: Pick<HardwareConfig, 'prefer_cuda'>): 'debug' | 'info' | 'warn' {
+  if (fallback.device === undefined) return 'info'
+  return fallback.device === 'cuda' && hardware.prefer_cuda ? 'warn' : 'debug'
+}
+
+/**
  * Picks backend, providers and dtype for one model.
  * @throws HardwareError when a strict device (`hardware.device` or `request.device` other than 'auto') is
  *   unavailable, or when no backend at all is (the CPU provider failed to load).
@@ -150,11 +160,10 @@ export function selectExecution (report: HardwareReport, hardware: HardwareConfi
     }
     entry = BACKENDS[chosen]
     if (fallbacks.length > 0) {
-      // A preferred GPU that is missing is worth a warning; optional accelerators being absent is normal.
-      const preferredMissing = hardware.prefer_cuda && chosen !== 'cuda'
-      const message = `${about}running on ${chosen}; ${fallbacks.map(f => f.reason).join('; ')}`
-      if (preferredMissing) logger.warn({ device: chosen, fallbacks, model }, message)
-      else logger.info({ device: chosen, fallbacks, model }, message)
+      // A preferred GPU that is missing is worth a warning; optional accelerators being absent is normal
+      // (debug), see fallbackLevel.
+      const level = fallbacks.some(f => fallbackLevel(f, hardware) === 'warn') ? 'warn' : 'debug'
+      logger[level]({ device: chosen, fallbacks, model }, `${about}running on ${chosen}; ${fallbacks.map(f => f.reason).join('; ')}`)
     }
   }
 

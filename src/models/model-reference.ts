@@ -263,6 +263,27 @@ export function parseModelReference (id: string, config: ModelReferenceConfig = 
   return parseSource(id, entry?.source ?? id, config, options, entry)
 }
 
+/**
+ * Checks a `resources.models[key]` entry the way a load would read it, so that an entry that can never
+ * load is a config error rather than a failure at first use: a `custom:` entry without a `source`, a
+ * `source` that is itself a `custom:` id (custom models do not chain), or a malformed source (hub id,
+ * folder URL, CID, alias cycle). Whether a folder exists or a hub repository is there is left to loading.
+ * @throws ValidationError whose first issue says what is wrong with the source.
+ */
+export function checkModelEntry (key: string, config: ModelReferenceConfig, options: ParseModelReferenceOptions = {}): void {
+  const entry = config.models?.[key]
+  if (entry === undefined) return
+  if (entry.source === undefined) {
+    if (key.startsWith(CUSTOM_PREFIX)) throw invalid(key, 'is required for a custom model (a hub repo, a folder or an ipfs:// CID)')
+    return
+  }
+  if (entry.source.startsWith(CUSTOM_PREFIX)) {
+    throw invalid(key, `${JSON.stringify(entry.source)} is another custom: model; a source must be a hub repo, a folder or an ipfs:// CID (custom models do not chain)`)
+  }
+  checkShape(entry.source)
+  parseSource(key, entry.source, config, options, entry)
+}
+
 /** The reference a loader acts on: a custom model's target, anything else as it is. */
 export function modelSource (ref: ModelReference): ModelSource {
   return ref.kind === 'custom' ? ref.target : ref

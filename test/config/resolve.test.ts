@@ -108,3 +108,108 @@ describe('parseSize', () => {
     assert.equal(parseSize('5XB'), undefined)
   })
 })
+
+describe('resolveConfig: where a wrong value came from', () => {
+  it('names the environment variable of a wrong value, and keeps the config path', () => {
+    assert.throws(() => resolveConfig({}, { env: { IPFS_ACCELERATE_HARDWARE_PREFER_CUDA: 'maybe' } }), (err: unknown) => {
+      assert.ok(err instanceof ValidationError)
+      assert.match(err.message, /^invalid configuration: IPFS_ACCELERATE_HARDWARE_PREFER_CUDA \(hardware\.prefer_cuda\): .*expected boolean/)
+      assert.equal(err.context.field, 'hardware.prefer_cuda')
+      assert.equal(err.context.env, 'IPFS_ACCELERATE_HARDWARE_PREFER_CUDA')
+      assert.deepEqual(err.issues.map(i => i.path), ['hardware.prefer_cuda'])
+      assert.match(err.issues[0].message, /\(from IPFS_ACCELERATE_HARDWARE_PREFER_CUDA\)$/)
+      return true
+    })
+  })
+
+  it('names the config file of a wrong value, and tells each source apart', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ia-config-'))
+    try {
+      const file = join(dir, 'config.json')
+      writeFileSync(file, JSON.stringify({ hardware: { batch_size: 0, turbo: true }, performance: { parallel_requests: 0 } }))
+      assert.throws(() => resolveConfig({}, { env: {}, configFile: file }), (err: unknown) => {
+        assert.ok(err instanceof ValidationError)
+        assert.equal(err.message.indexOf(`invalid configuration in config file ${file}: `), 0, err.message)
+        assert.match(err.message, /hardware\.batch_size: Too small/)
+        assert.equal(err.context.file, file)
+        assert.ok(err.issues.every(i => i.message.endsWith(`(from config file ${file})`)))
+        assert.ok(err.issues.some(i => i.path === 'hardware' && /turbo/.test(i.message)))
+        return true
+      })
+      // The resources object overrides the file's bad value; the variable's and the file's problems each say where they are.
+      assert.throws(() => resolveConfig({ hardware: { batch_size: 2 }, ipfs: { timeout: -1 } }, { env: { IPFS_ACCELERATE_LOGGING_LEVEL: 'loud' }, configFile: file }), (err: unknown) => {
+        assert.ok(err instanceof ValidationError)
+        assert.match(err.message, /ipfs\.timeout: Too small/)
+        assert.match(err.message, /IPFS_ACCELERATE_LOGGING_LEVEL \(logging\.level\): /)
+        assert.ok(err.message.includes(`performance.parallel_requests (in config file ${file}): Too small`), err.message)
+        assert.ok(!err.message.includes('hardware.batch_size'), err.message)
+        assert.equal(err.issues.find(i => i.path === 'ipfs.timeout')?.message.includes('(from'), false)
+        return true
+      })
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('says what a size must be when it has the wrong type', () => {
+    for (const cacheSize of [[], true, {}]) {
+      assert.throws(() => resolveConfig({ performance: { cache_size: cacheSize as never } }, { env: {} }), (err: unknown) =>
+        err instanceof ValidationError && err.issues.length === 1 && err.issues[0].path === 'performance.cache_size' &&
+        err.issues[0].message === 'expected a size such as 1048576, "512MiB" or "8GB"')
+    }
+    assert.throws(() => resolveConfig({ ipfs: { cid_version: 2 as never } }, { env: {} }), /ipfs\.cid_version: expected 0 or 1/)
+  })
+})
+
+describe('resolveConfig: reserved keys', () => {
+  it('refuses __proto__, constructor and prototype in a config file, naming the path', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ia-config-'))
+    try {
+      const file = join(dir, 'config.json')
+      writeFileSync(file, '{"__proto__": {"hardware": {"batch_size": 0}}, "hardware": {"batch_size": 2}}')
+      assert.throws(() => resolveConfig({}, { env: {}, configFile: file }), (err: unknown) =>
+        err instanceof ValidationError && err.issues[0].path === '__proto__' && err.context.file === file && err.message.includes(file))
+      writeFileSync(file, '{"hardware": {"constructor": {"batch_size": 0}}}')
+      assert.throws(() => resolveConfig({}, { env: {}, configFile: file }), (err: unknown) =>
+        err instanceof ValidationError && err.issues[0].path === 'hardware.constructor')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses them in the resources object', () => {
+    const resources = JSON.parse('{"hardware": {"__proto__": {"batch_size": 0}}}') as never
+    assert.throws(() => resolveConfig(resources, { env: {} }), (err: unknown) =>
+      err instanceof ValidationError && err.issues[0].path === 'hardware.__proto__' && /"__proto__" is not allowed as a key/.test(err.message))
+    assert.throws(() => resolveConfig({ models: { prototype: { provider: 'local' } } }, { env: {} }), (err: unknown) =>
+      err instanceof ValidationError && err.issues[0].path === 'models.prototype')
+  })
+})
+
+describe('resolveConfig: custom models', () => {
+  it('refuses a custom model whose source is another custom: model, or that has no source', () => {
+    assert.throws(() => resolveConfig({ models: { 'custom:x': { source: 'custom:y' }, 'custom:y': { source: './y' } } }, { env: {} }), (err: unknown) => {
+      assert.ok(err instanceof ValidationError)
+      assert.deepEqual(err.issues.map(i => i.path), ['models.custom:x.source'])
+      assert.match(err.issues[0].message, /"custom:y" is another custom: model.*custom models do not chain/)
+      return true
+    })
+    assert.throws(() => resolveConfig({ models: { 'custom:x': { endpoint_type: 'text_embedding' } } }, { env: {} }), (err: unknown) =>
+      err instanceof ValidationError && err.issues[0].path === 'models.custom:x.source' && /required for a custom model/.test(err.issues[0].message))
+  })
+
+  it('refuses a malformed source, and accepts well-formed ones', () => {
+    assert.throws(() => resolveConfig({ models: { 'custom:x': { source: 'not a repo!' } } }, { env: {} }), (err: unknown) =>
+      err instanceof ValidationError && err.issues[0].path === 'models.custom:x.source' && /not a valid model id/.test(err.message))
+    assert.throws(() => resolveConfig({ models: { 'custom:x': { provider: 'ipfs', source: 'ipfs://nope' } } }, { env: {} }), /models\.custom:x\.source: .*not a valid CID/)
+    const config = resolveConfig({
+      models: {
+        'custom:hub': { source: 'Org/model@v1' },
+        'custom:dir': { source: './models/not-there-yet' },
+        mine: { source: 'Xenova/bert-base-uncased', precision: 'q8' },
+        plain: { precision: 'fp16' }
+      }
+    }, { env: {} })
+    assert.equal(config.models['custom:hub'].source, 'Org/model@v1')
+  })
+})

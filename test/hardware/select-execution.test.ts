@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { hardwareSchema, type HardwareConfig } from '../../src/config/schema.js'
 import { HardwareError, ModelLoadError } from '../../src/errors.js'
 import { createLogger, type Logger } from '../../src/logging/logger.js'
-import { backendOrder, HardwareDetection, selectExecution, type HardwareReport } from '../../src/hardware/index.js'
+import { backendOrder, fallbackLevel, HardwareDetection, selectExecution, type HardwareReport } from '../../src/hardware/index.js'
 
 /** A machine with only a CPU: the report data a detection gives on such a machine. */
 function cpuOnly (over: Partial<HardwareReport> = {}): HardwareReport {
@@ -53,6 +53,22 @@ describe('selectExecution: devices', () => {
     const warning = lines.find(l => l.level === 40)
     assert.ok(warning !== undefined, 'a warning is logged')
     assert.match(warning.msg, /model org\/bert: running on cpu; cuda skipped: no NVIDIA GPU found/)
+  })
+
+  it('logs absent optional accelerators at debug only', () => {
+    const { logger, lines } = capturingLogger()
+    const choice = selectExecution(cpuOnly(), config({ prefer_cuda: false }), { model: 'org/bert' }, logger)
+    assert.equal(choice.backend, 'cpu')
+    assert.deepEqual(choice.fallbacks.map(f => f.device), ['rocm', 'openvino', 'mps', 'cuda'])
+    assert.ok(lines.length > 0)
+    assert.ok(lines.every(l => l.level === 20), JSON.stringify(lines))
+  })
+
+  it('fallbackLevel: a missing preferred CUDA warns, other skipped backends are debug, a replaced dtype is info', () => {
+    assert.equal(fallbackLevel({ device: 'cuda', reason: 'cuda skipped' }, { prefer_cuda: true }), 'warn')
+    assert.equal(fallbackLevel({ device: 'cuda', reason: 'cuda skipped' }, { prefer_cuda: false }), 'debug')
+    assert.equal(fallbackLevel({ device: 'rocm', reason: 'rocm skipped' }, { prefer_cuda: true }), 'debug')
+    assert.equal(fallbackLevel({ dtype: 'fp32', reason: 'no fp16 weights' }, { prefer_cuda: true }), 'info')
   })
 
   it('uses the real report of this machine', () => {
