@@ -199,7 +199,7 @@ export class IpfsAccelerate {
     this.resultStorePromise ??= (async () => {
       const router = await this.content()
       const { ResultStore } = await import('./content/result-store.js')
-      return new ResultStore(router, router.helia.repo)
+      return new ResultStore(router, router.helia.repo, { logger: componentLogger(this.logger, 'content') })
     })()
     return await this.resultStorePromise
   }
@@ -240,18 +240,15 @@ export class IpfsAccelerate {
   async pullModel (cid: string, options: { onProgress?: (e: PackProgressEvent) => void, cacheDir?: string } = {}): Promise<PulledModel> {
     const { parseIpfsPath } = await import('./content/cid.js')
     const ref = parseIpfsPath(cid)
-    const router = await this.content()
-    // Fetch every block through the routed stores (verified, kept in the embedded store), then export.
-    // Fetching pins the root; content that turns out not to be a model pack must not stay pinned.
-    const wasPinned = await router.helia.isPinned(ref.cid)
-    await router.pin(ref.cid)
-    const { pullModel } = await import('./content/model-pack.js')
-    try {
-      return await pullModel(router.helia, ref.cid, { ...options, cacheDir: options.cacheDir ?? this.config.hub.cache_dir })
-    } catch (err) {
-      if (!wasPinned) await router.helia.unpin(ref.cid).catch(() => {})
-      throw err
+    if (ref.path !== undefined && ref.path !== '') {
+      throw ValidationError.field('cid', `a model pack is named by its root CID; got a path below it (${cid})`)
     }
+    const router = await this.content()
+    // Fetch every block through the routed stores (verified, kept in the embedded store), then export;
+    // the pack is pinned only once it has been checked to be a model (pullModel).
+    await router.fetchAll(ref.cid)
+    const { pullModel } = await import('./content/model-pack.js')
+    return await pullModel(router.helia, ref.cid, { ...options, cacheDir: options.cacheDir ?? this.config.hub.cache_dir })
   }
 
   /** The local folder for a content-addressed model id, pulling it first; undefined for other ids. */

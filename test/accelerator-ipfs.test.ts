@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { cpSync, mkdtempSync, rmSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { IpfsAccelerate, ValidationError, ModelLoadError, IpfsConnectionError, TimeoutError } from '../src/index.js'
@@ -105,6 +105,23 @@ describe('IpfsAccelerate with IPFS', () => {
       assert.equal((sync.embedding as number[]).length, 32)
     } finally {
       await user.stop()
+    }
+  })
+
+  it('pullModel refuses a path below the pack, and pins nothing that is not a model pack', async () => {
+    const acc = make()
+    try {
+      const router = await acc.content()
+      const folder = join(home, 'not-a-model')
+      mkdirSync(folder, { recursive: true })
+      writeFileSync(join(folder, 'notes.txt'), 'no config.json here')
+      const cid = await router.addDirectory(folder, { pin: false })
+      await assert.rejects(acc.pullModel(cid.toString()), ModelLoadError)
+      assert.equal(await router.helia.isPinned(cid), false, 'the failed pull left no pin')
+      const published = await acc.publishModel(models.dir('bert'))
+      await assert.rejects(acc.pullModel(`${published.cid}/onnx`), (err: unknown) => err instanceof ValidationError && /root CID/.test(err.message))
+    } finally {
+      await acc.stop()
     }
   })
 })

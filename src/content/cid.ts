@@ -6,7 +6,9 @@
  * Supported: codecs dag-pb (0x70) and raw (0x55); hashes sha2-256 (0x12) and identity (0x00, inline data).
  */
 import { createHash } from 'node:crypto'
+import { bases } from 'multiformats/basics'
 import { CID } from 'multiformats/cid'
+import type { MultibaseDecoder } from 'multiformats/bases/interface'
 import { ContentVerificationError, ValidationError } from '../errors.js'
 
 export const DAG_PB_CODE = 0x70
@@ -24,6 +26,19 @@ const HASH_NAMES: Record<number, string> = { [SHA2_256_CODE]: 'sha2-256', [IDENT
 export interface IpfsPath {
   cid: CID
   path: string
+}
+
+/**
+ * Every multibase multiformats ships (base16 `f…`, base32 `b…`, base36 `k…`, base58btc `z…`, base64 `m…`,
+ * base64url `u…`, …), as Kubo accepts a CIDv1 in any base it knows. CIDv0 (`Qm…`) needs none.
+ */
+const BASE_BY_PREFIX = new Map(Object.values(bases).map(b => [b.prefix as string, b.decoder as MultibaseDecoder<string>]))
+const ANY_BASE: MultibaseDecoder<string> = {
+  decode (text: string): ReturnType<MultibaseDecoder<string>['decode']> {
+    const base = BASE_BY_PREFIX.get(text.charAt(0))
+    if (base === undefined) throw new Error(`unknown multibase prefix ${JSON.stringify(text.charAt(0))}`)
+    return base.decode(text)
+  }
 }
 
 function hex (code: number): string {
@@ -68,7 +83,7 @@ export function parseIpfsPath (value: string): IpfsPath {
   if (path.endsWith('/')) path = path.slice(0, -1)
   let cid: CID
   try {
-    cid = CID.parse(head)
+    cid = CID.parse(head, ANY_BASE)
   } catch (cause) {
     throw new ValidationError(`cid: ${JSON.stringify(head)} is not a valid CID (${(cause as Error).message})`,
       [{ path: 'cid', message: 'not a valid CID' }], { cause, context: { field: 'cid', value } })
@@ -84,12 +99,19 @@ export function parseIpfsPath (value: string): IpfsPath {
   return { cid, path }
 }
 
-/** The root CID of `<cid>`, `ipfs://<cid>[/path]` or `/ipfs/<cid>[/path]` (use `parseIpfsPath` to keep the path). */
+/**
+ * The CID of `<cid>`, `ipfs://<cid>` or `/ipfs/<cid>`. A path after the CID is a ValidationError (field
+ * `cid`): where one is allowed, use `parseIpfsPath` and resolve it, so it is never silently dropped.
+ */
 export function parseCid (value: string): CID {
-  return parseIpfsPath(value).cid
+  const { cid, path } = parseIpfsPath(value)
+  if (path !== '') {
+    throw ValidationError.field('cid', `expected a CID without a path, got ${JSON.stringify(value)}`, { cid: cid.toString(), path })
+  }
+  return cid
 }
 
-/** Accepts a CID object or any string `parseCid` accepts. */
+/** Accepts a CID object or any string `parseCid` accepts (no path). */
 export function toCid (value: CID | string): CID {
   if (typeof value === 'string') return parseCid(value)
   const cid = CID.asCID(value)

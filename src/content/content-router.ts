@@ -12,7 +12,7 @@
  */
 import type { CID } from 'multiformats/cid'
 import type { IpfsConfig } from '../config/schema.js'
-import { AbortError, AccelerateError, IpfsConnectionError, TimeoutError, ValidationError } from '../errors.js'
+import { AbortError, AccelerateError, IpfsConnectionError, NotFoundError, TimeoutError, ValidationError } from '../errors.js'
 import { silentLogger, type Logger } from '../logging/logger.js'
 import type { AbortOptions, ContentStore, ProgressOptions, PutOptions } from './content-store.js'
 import { parseIpfsPath, toCid, type IpfsPath } from './cid.js'
@@ -56,6 +56,11 @@ function sameUrl (a: string, b: string): boolean {
   } catch {
     return false
   }
+}
+
+/** A path that does not exist in (verified) content, as `resolveIpfsPath` reports it: not a store's failure. */
+function isMissingLink (err: unknown): boolean {
+  return err instanceof NotFoundError && typeof err.context.link === 'string'
 }
 
 /** Blocks of a one-transfer DAG fetch being written at once. */
@@ -122,6 +127,7 @@ export class ContentRouter implements ContentStore {
       } catch (err) {
         if (options.signal?.aborted === true) throw abortReason(options.signal, what)
         if (err instanceof ValidationError) throw err // the request itself is wrong: every store would say so
+        if (isMissingLink(err)) throw err // a verified directory lacks the name: every store would say so
         attempts.push({ store: store.name, error: (err as Error)?.name ?? 'Error', message: (err as Error)?.message ?? String(err) })
         causes.push(err)
         this.log.debug({ store: store.name, err }, `${what} failed on one store`)
@@ -180,6 +186,7 @@ export class ContentRouter implements ContentStore {
       } catch (err) {
         if (options.signal?.aborted === true) throw abortReason(options.signal, 'has')
         if (err instanceof ValidationError) throw err
+        if (isMissingLink(err)) return false
       }
     }
     return false
@@ -219,6 +226,22 @@ export class ContentRouter implements ContentStore {
    */
   async pin (ref: ContentRef, options: AbortOptions = {}): Promise<void> {
     const cid = await this.resolve(ref, '', options)
+    await this.helia.pin(cid, { ...options, links: await this.fetchMissing(cid, options) })
+  }
+
+  /**
+   * Makes the whole DAG at `ref` local, as `pin` does, without pinning it (blocks fetched from the
+   * network are verified and kept in the embedded store until a gc); returns the CID `ref` names. For
+   * exports (`ipfs get`, pulls) that read the embedded store only.
+   */
+  async fetchAll (ref: ContentRef, options: AbortOptions = {}): Promise<CID> {
+    const cid = await this.resolve(ref, '', options)
+    await this.fetchMissing(cid, options)
+    return cid
+  }
+
+  /** Fetches every block below `cid` the embedded store lacks; returns the links of every block (for the pin). */
+  private async fetchMissing (cid: CID, options: AbortOptions): Promise<Map<string, CID[]>> {
     // Links of the blocks fetched (or found) on the way: the pin needs them, and they spare reading
     // and hashing every block a second time.
     const links = new Map<string, CID[]>()
@@ -240,7 +263,7 @@ export class ContentRouter implements ContentStore {
       done.add(key)
     }
     await visit(cid)
-    await this.helia.pin(cid, { ...options, links })
+    return links
   }
 
   /**

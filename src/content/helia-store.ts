@@ -15,6 +15,7 @@
  * Networking (a later issue): pass `init.network`, a function that receives the light Helia node before
  * it starts and returns it extended (e.g. `helia => withBitswap(withLibp2pLight(helia, {...}))`).
  */
+import { randomBytes } from 'node:crypto'
 import fs from 'node:fs/promises'
 import { homedir } from 'node:os'
 import path from 'node:path'
@@ -75,11 +76,23 @@ export interface AddDirectoryOptions extends ProgressOptions {
   pin?: boolean
 }
 
+/** A pinned block gc could not read, so it deleted nothing (see `HeliaStore.gc`). */
+export interface GcUnreadable {
+  /** The block. */
+  cid: string
+  /** The pin holding it. */
+  pin: string
+  /** What reading it said (corrupt, or missing). */
+  reason: string
+}
+
 export interface GcResult {
   /** Blocks removed. */
   removed: number
-  /** Disk space given back (pack layout; 0 for 'fs', where removing a block frees its file). */
+  /** Disk space given back: pack files deleted less what was copied out of them, or the block files deleted ('fs'). */
   reclaimedBytes: number
+  /** Pinned blocks that could not be read; when there are any, nothing was removed. */
+  unreadable: GcUnreadable[]
 }
 
 export interface StatResult {
@@ -119,6 +132,8 @@ export class HeliaStore implements ContentStore {
   private pinning: Promise<PinSet> | undefined
   private unlock: (() => Promise<void>) | undefined
   private stopped = false
+  /** Folders under `<repo>/staging` in use by this store (see `stagingDir`). */
+  private readonly staging = new Set<string>()
 
   constructor (init: HeliaStoreInit = {}) {
     this.repo = path.resolve(expandHome(init.repo ?? defaultRepoPath()))
@@ -453,8 +468,15 @@ export class HeliaStore implements ContentStore {
   }
 
   /**
-   * Deletes every block no pin holds, then reclaims their space (pack layout). Waits for imports in
-   * progress to finish (and pin) first.
+   * Deletes every block no pin holds, then reclaims their space (pack layout), and removes staging
+   * folders left by publishes that did not finish. Waits for imports in progress to finish (and pin)
+   * first.
+   *
+   * A pinned dag-pb block that cannot be read (it failed verification, or is missing) is held, but what
+   * lies below it is unknown, so any block not otherwise pinned might be part of that pin: gc then deletes
+   * nothing (it still compacts space already freed), and lists the block and its pin in `unreadable`, with
+   * a warning in the log. Adding the content again (which stores a good copy of a block found damaged)
+   * or unpinning that pin lets the next gc run in full.
    */
   async gc (options: AbortOptions = {}): Promise<GcResult> {
     const pins = await this.ensurePins()
@@ -462,41 +484,88 @@ export class HeliaStore implements ContentStore {
     const release = await this.lock.write()
     let removed = 0
     let reclaimedBytes = 0
+    let unreadable: GcUnreadable[] = []
     try {
-      const held = await pins.heldBlocks(options)
-      const doomed: CID[] = []
-      for await (const { cid } of blocks.getAll(options)) {
-        if (!held.has(blockKey(cid))) doomed.push(cid)
-      }
-      for (const cid of doomed) {
-        throwIfAborted(options.signal, 'gc')
-        await blocks.delete(cid, options)
-        removed++
+      const walked = await pins.walkPins(options)
+      unreadable = walked.unreadable.map(u => ({ cid: u.cid.toString(), pin: u.pin.toString(), reason: u.error.message }))
+      if (unreadable.length === 0) {
+        const doomed: CID[] = []
+        for await (const { cid } of blocks.getAll(options)) {
+          if (!walked.held.has(blockKey(cid))) doomed.push(cid)
+        }
+        for (const cid of doomed) {
+          throwIfAborted(options.signal, 'gc')
+          // 'fs': a block is a file, and deleting it frees the file's size
+          if (blocks.compact === undefined) reclaimedBytes += (await blocks.where(cid))?.length ?? 0
+          await blocks.delete(cid, options)
+          removed++
+        }
+      } else {
+        this.log.warn({ unreadable }, `gc deleted nothing: ${unreadable.length} pinned block(s) cannot be read, so what they hold is unknown (add the content again or unpin, then gc): ${unreadable.map(u => `${u.cid} (pin ${u.pin})`).join(', ')}`)
       }
       if (blocks.compact !== undefined) reclaimedBytes = (await blocks.compact(options)).reclaimedBytes
+      await this.removeStaleStaging()
     } finally {
       release()
     }
     this.log.debug({ removed, reclaimedBytes }, 'gc')
-    return { removed, reclaimedBytes }
+    return { removed, reclaimedBytes, unreadable }
+  }
+
+  /**
+   * A new, empty folder under `<repo>/staging` for a caller that prepares files there before importing
+   * them (model publishing); remove it with `releaseStagingDir` when done. The repository lock makes this
+   * store the only user of the repository, so every staging folder it did not hand out is left over from
+   * a process that died (a publish killed with kill -9): those are removed here and by `gc`.
+   */
+  async stagingDir (prefix: string): Promise<string> {
+    await this.ensureOpen() // takes the repository lock
+    await this.removeStaleStaging()
+    const dir = path.join(this.repo, 'staging', `${prefix}-${process.pid}-${randomBytes(6).toString('hex')}`)
+    this.staging.add(dir)
+    try {
+      await fs.mkdir(dir, { recursive: true })
+    } catch (err) {
+      this.staging.delete(dir)
+      throw err
+    }
+    return dir
+  }
+
+  /** Removes a folder from `stagingDir`. */
+  async releaseStagingDir (dir: string): Promise<void> {
+    try {
+      await fs.rm(dir, { recursive: true, force: true })
+    } finally {
+      this.staging.delete(dir)
+    }
+  }
+
+  private async removeStaleStaging (): Promise<void> {
+    const root = path.join(this.repo, 'staging')
+    const names = await fs.readdir(root).catch(() => [] as string[])
+    for (const name of names) {
+      const dir = path.join(root, name)
+      if (this.staging.has(dir)) continue
+      await fs.rm(dir, { recursive: true, force: true }).catch((err: unknown) => {
+        this.log.warn({ dir, err }, 'could not remove a stale staging folder')
+      })
+    }
   }
 }
 
 /**
  * Helia's light-node factory. `import('helia')` costs 1-2 s here because its index pulls in bitswap,
- * libp2p, HTTP and more; the Helia class itself (what `createHeliaLight` wraps) loads in ~0.3 s. Import
- * that module by file URL next to helia's entry point, and fall back to the package entry point if a
- * release moves it.
+ * libp2p, HTTP and more; the Helia class itself (what `createHeliaLight` wraps) loads in ~0.3 s, so
+ * that module is imported by file URL next to helia's entry point. There is deliberately no fallback
+ * to `import('helia')`: in a project that depends on ipfs-accelerate without our undici override,
+ * that index loads undici 8, which crashes the process at import on Node 20 (README); a release that
+ * moves the file gets a clear error instead.
  */
 async function loadHeliaLight (): Promise<(init: HeliaInit) => Helia> {
-  try {
-    const url = new URL('./helia.js', import.meta.resolve('helia'))
-    const mod = await import(url.href) as { Helia?: new (init: HeliaInit & { name: string, version: string }) => Helia }
-    const HeliaClass = mod.Helia
-    if (typeof HeliaClass === 'function') return (init) => new HeliaClass({ name: 'helia', version: 'light', ...init })
-  } catch {
-    // fall through to the public entry point
-  }
-  const { createHeliaLight } = await import('helia')
-  return createHeliaLight
+  const url = new URL('./helia.js', import.meta.resolve('helia'))
+  const mod = await import(url.href) as { Helia?: new (init: HeliaInit & { name: string, version: string }) => Helia }
+  const HeliaClass = mod.Helia
+  if (typeof HeliaClass !== 'function') throw new Error(`helia's Helia class is no longer at ${url.href}: this helia release is not supported`)
+  return (init) => new HeliaClass({ name: 'helia', version: 'light', ...init })
 }

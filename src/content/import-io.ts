@@ -127,7 +127,9 @@ export async function listFolder (root: string, signal?: AbortSignal): Promise<F
     for (const child of children) {
       const full = path.join(dir, child.name)
       const relative = path.relative(root, full)
-      if (relative === '' || relative.startsWith('..') || path.isAbsolute(relative) || child.name.includes('/') || child.name === '.' || child.name === '..') {
+      // `..` as a whole segment leaves the folder; a name that merely starts with dots (`..hidden`, `...`) does not
+      const escapes = relative === '..' || relative.startsWith(`..${path.sep}`) || path.isAbsolute(relative)
+      if (relative === '' || escapes || child.name.includes('/') || child.name === '.' || child.name === '..') {
         throw ValidationError.field('folder', `${full} escapes ${root}`, { file: full })
       }
       const posix = relative.split(path.sep).join('/')

@@ -180,6 +180,12 @@ export class Journal {
     }
   }
 
+  /** Like `flush`, then fsyncs the file: what was written so far survives a power loss. */
+  async sync (): Promise<void> {
+    await this.flush()
+    await this.handle?.sync()
+  }
+
   /** Resolves when every write so far is in the journal file; rethrows a failed background write. */
   async flush (): Promise<void> {
     while (this.writing !== undefined) await this.writing

@@ -5,7 +5,8 @@
  * A pack is the model folder plus a manifest, `ipfs-accelerate.json`, at its root. The manifest is
  * written INTO the pack (so whoever pulls the CID gets it, with no side channel) but never into the
  * source folder: publishing stages the folder as hard links (copies where links are impossible) under
- * `<repo>/staging/` of the store, adds the manifest there, imports that, and removes the staging folder.
+ * `<repo>/staging/` of the store, adds the manifest there, imports that, and removes the staging folder
+ * (one left behind by a publish that was killed is removed by the next publish or gc on the repository).
  * The manifest holds nothing machine-specific (no paths, no times), so the same folder always gives the
  * same CID, and a pack's CID equals `ipfs add -r` of the folder with the manifest in it.
  *
@@ -33,7 +34,7 @@ import { throwIfAborted } from './async-utils.js'
 import { toCid } from './cid.js'
 import { HOME_ENV, type HeliaStore } from './helia-store.js'
 import type { CidVersion } from './unixfs-layout.js'
-import { exportUnixfs, listTree, tempName, type TreeEntry } from './unixfs-export.js'
+import { exportUnixfs, listTree, type TreeEntry } from './unixfs-export.js'
 
 export { exportUnixfs, listTree, type TreeEntry, type ExportOptions } from './unixfs-export.js'
 
@@ -292,9 +293,8 @@ export async function publishModel (store: HeliaStore, folder: string, options: 
   files = files.filter(f => !isReserved(f.path))
   const manifest = await buildManifest(root, files, options.source)
 
-  const staging = path.join(store.repo, 'staging', tempName('publish'))
+  const staging = await store.stagingDir('publish')
   try {
-    await fs.mkdir(staging, { recursive: true })
     for (const file of files) {
       throwIfAborted(options.signal, 'publish')
       const target = path.join(staging, ...file.path.split('/'))
@@ -317,9 +317,20 @@ export async function publishModel (store: HeliaStore, folder: string, options: 
     })
     options.onProgress?.({ file: label, status: 'done', loaded: last.total, total: last.total, model: label, modelLoaded: last.total, modelTotal: last.total })
     return { cid: cid.toString(), manifest }
+  } catch (err) {
+    throw inUserTerms(err, staging, root)
   } finally {
-    await fs.rm(staging, { recursive: true, force: true })
+    await store.releaseStagingDir(staging)
   }
+}
+
+/** An error about a file in the staging folder, told about the same file in the user's folder. */
+function inUserTerms (err: unknown, staging: string, root: string): unknown {
+  if (!(err instanceof Error)) return err
+  err.message = err.message.split(staging).join(root)
+  const context = (err as { context?: Record<string, unknown> }).context
+  if (context !== undefined && typeof context.file === 'string') context.file = context.file.split(staging).join(root)
+  return err
 }
 
 // ---------------------------------------------------------------------------------------------------

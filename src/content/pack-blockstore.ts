@@ -10,11 +10,21 @@
  *   <dir>/index                journal (journal.ts): base32 multihash -> pack u32, offset f64, length u32
  *
  * A block is written to its pack before its index record, so a crash leaves at most unreferenced bytes.
- * Blocks are keyed by multihash (as blockstore-fs does). Reads verify by default; a block that fails
- * verification is marked corrupt (every read of it is a ContentVerificationError, `has` says false, and
- * the next put or fetch of it writes it again). Deleting a block only drops its index record; `compact()` rewrites packs
- * that are mostly garbage (HeliaStore.gc calls it). Packs are not fsynced per block (blockstore-fs does
- * not fsync either); `close()` fsyncs the open pack and the index.
+ * Blocks are keyed by multihash (as blockstore-fs does). Deleting a block only drops its index record;
+ * `compact()` rewrites packs that are mostly garbage, the one being appended to included (HeliaStore.gc
+ * calls it). Packs are not fsynced per block (blockstore-fs does not fsync either); `close()` fsyncs the
+ * open pack and the index, and `compact()` fsyncs the copies and the index before it deletes a pack.
+ *
+ * Damaged blocks: a put of a block the index already has is skipped (re-adding a file costs only the
+ * hashing), so a damaged stored copy cannot be noticed when it is written again. Reads verify by default,
+ * and a block that fails verification (or that its pack ends inside) has its index record dropped at
+ * once, in the journal: the drop outlives the process, the next put or fetch of the block (an `ipfs add`
+ * of the same file, a pull) writes a good copy, and the damaged bytes are garbage for `compact()`. For
+ * the rest of the process a read of it says ContentVerificationError (not NotFoundError) and `has` says
+ * false. What this costs: nothing on the write path; damage is repaired only once a read has found it
+ * (`cat`, `get`, a pull, `pin`, or gc's walk over pinned dag-pb blocks). Checking the stored copy on every
+ * put (a read and compare per block) would have found it sooner but made every re-add read back what it
+ * re-adds.
  */
 import fs from 'node:fs/promises'
 import path from 'node:path'
@@ -72,6 +82,11 @@ function packName (pack: number): string {
 
 function keyOf (cid: CID): string {
   return base32upper.encoder.encode(cid.multihash.bytes)
+}
+
+/** Bytes of a block's record in its pack: header, multihash (from the key: 'B' + unpadded base32) and block. */
+function recordBytes (key: string, loc: Location): number {
+  return RECORD_HEADER + Math.floor((key.length - 1) * 5 / 8) + loc.length
 }
 
 /** Open pack handles with reference counts, so a pack retired by compaction closes after its last read. */
@@ -137,9 +152,11 @@ export class PackBlockstore implements Blockstore {
   private readonly writing = new Map<string, Promise<void>>()
   /** Appends of one import merged into few writev calls (see coalescing-writer.ts). */
   private readonly writer = new CoalescingWriter()
-  /** Keys whose stored bytes failed verification (until written again). */
-  private readonly corrupted = new Set<string>()
-  /** Bytes referenced by the index, per pack. */
+  /** Keys whose stored copy failed verification in this process and was dropped, with why. */
+  private readonly corrupted = new Map<string, string>()
+  /** One compaction at a time. */
+  private compacting: Promise<unknown> = Promise.resolve()
+  /** Bytes of the records the index references (headers included), per pack. */
   private readonly live = new Map<number, number>()
   /** Bytes written, per pack (file sizes). */
   private readonly sizes = new Map<number, number>()
@@ -189,9 +206,9 @@ export class PackBlockstore implements Blockstore {
       this.sizes.set(pack, (await fs.stat(path.join(this.path, name))).size)
       this.active = Math.max(this.active, pack)
     }
-    for (const [, value] of this.index.entries()) {
+    for (const [key, value] of this.index.entries()) {
       const loc = decodeLocation(value)
-      this.live.set(loc.pack, (this.live.get(loc.pack) ?? 0) + loc.length)
+      this.live.set(loc.pack, (this.live.get(loc.pack) ?? 0) + recordBytes(key, loc))
     }
     if (this.active < 0 || (this.sizes.get(this.active) ?? 0) >= this.packSize) this.startPack(this.active + 1)
     else {
@@ -221,6 +238,7 @@ export class PackBlockstore implements Blockstore {
     this.closed = true
     await this.opening?.catch(() => {})
     if (!this.opened) return
+    await this.compacting
     this.opened = false
     await Promise.allSettled(this.writing.values())
     await this.rolling
@@ -254,20 +272,25 @@ export class PackBlockstore implements Blockstore {
 
   /**
    * Stores one block, whole or as parts written back to back (the caller vouches that it matches
-   * `cid`); a block already stored is not rewritten.
+   * `cid`); a block already stored is not rewritten (one found damaged is no longer stored, see above).
    */
   async putBlock (cid: CID, block: Uint8Array | Uint8Array[]): Promise<void> {
     await this.ready()
     const key = keyOf(cid)
-    if (this.index.has(key) && !this.corrupted.has(key)) return
+    if (this.index.has(key)) return
     const inFlight = this.writing.get(key)
     if (inFlight !== undefined) return await inFlight
-    const write = this.append(key, cid, block).finally(() => this.writing.delete(key))
+    const write = this.append(key, cid, block).then(() => {}).finally(() => this.writing.delete(key))
     this.writing.set(key, write)
     await write
   }
 
-  private async append (key: string, cid: CID, block: Uint8Array | Uint8Array[]): Promise<void> {
+  /**
+   * Appends a record for `key` and points the index at it; returns the bytes appended. `replacing`: the
+   * index value being moved (compaction); when the index no longer holds it by the time the copy is
+   * written (the block was deleted or written again meanwhile), the copy is left as garbage.
+   */
+  private async append (key: string, cid: CID, block: Uint8Array | Uint8Array[], replacing?: Uint8Array): Promise<number> {
     if (!this.opened) throw new Error(`PackBlockstore ${this.path} is not open`)
     const parts = Array.isArray(block) ? block : [block]
     const length = parts.reduce((sum, p) => sum + p.byteLength, 0)
@@ -284,9 +307,13 @@ export class PackBlockstore implements Blockstore {
     this.activeSize += header.byteLength + length
     this.sizes.set(pack, this.activeSize)
     await this.writer.write(this.activeHandle as Promise<fs.FileHandle>, at, [header, ...parts])
-    this.dropKey(key) // a block moved by compact() or rewritten over a corrupt copy: the old one is garbage
+    const written = header.byteLength + length
+    if (replacing !== undefined && this.index.get(key) !== replacing) return written
+    this.dropKey(key) // a block moved by compact(): the old copy is garbage
+    this.corrupted.delete(key)
     this.index.set(key, encodeLocation({ pack, offset: at + header.byteLength, length }))
-    this.live.set(pack, (this.live.get(pack) ?? 0) + length)
+    this.live.set(pack, (this.live.get(pack) ?? 0) + written)
+    return written
   }
 
   async * putMany (source: Iterable<InputPair> | AsyncIterable<InputPair>, options?: AbortOptions): AsyncGenerator<CID> {
@@ -298,23 +325,35 @@ export class PackBlockstore implements Blockstore {
     throwIfAborted(options?.signal, 'get')
     await this.ready()
     const key = keyOf(cid)
-    const inFlight = this.writing.get(key)
-    if (inFlight !== undefined) await inFlight
-    const value = this.index.get(key)
-    if (value === undefined) throw new NotFoundError(`block ${cid.toString()} is not in the local store`, { context: { cid: cid.toString() } })
-    if (this.corrupted.has(key)) return this.corrupt(cid, key, 'it failed verification before')
-    const loc = decodeLocation(value)
-    const bytes = Buffer.allocUnsafe(loc.length)
-    const read = await this.readAt(loc, bytes)
-    if (read !== loc.length) return this.corrupt(cid, key, `pack ${packName(loc.pack)} ends inside the block`)
-    if (this.verifyOnRead) {
-      try {
-        verifyBlock(cid, bytes, `local store ${packName(loc.pack)}`)
-      } catch (err) {
-        return this.corrupt(cid, key, (err as Error).message)
+    for (let attempt = 0; ; attempt++) {
+      const inFlight = this.writing.get(key)
+      if (inFlight !== undefined) await inFlight
+      const value = this.index.get(key)
+      if (value === undefined) {
+        const why = this.corrupted.get(key)
+        if (why !== undefined) throw this.corruptError(cid, `${why}; dropped from the index: adding or fetching it again stores a good copy`)
+        throw new NotFoundError(`block ${cid.toString()} is not in the local store`, { context: { cid: cid.toString() } })
       }
+      const loc = decodeLocation(value)
+      const bytes = Buffer.allocUnsafe(loc.length)
+      let read: number
+      try {
+        read = await this.readAt(loc, bytes)
+      } catch (err) {
+        // compact() moved the block and deleted its old pack between the lookup and the read: look again
+        if (attempt === 0 && (err as NodeJS.ErrnoException).code === 'ENOENT' && this.index.get(key) !== value) continue
+        throw err
+      }
+      if (read !== loc.length) return await this.corrupt(cid, key, value, `pack ${packName(loc.pack)} ends inside the block`)
+      if (this.verifyOnRead) {
+        try {
+          verifyBlock(cid, bytes, `local store ${packName(loc.pack)}`)
+        } catch (err) {
+          return await this.corrupt(cid, key, value, (err as Error).message)
+        }
+      }
+      return bytes
     }
-    return bytes
   }
 
   private async readAt (loc: Location, into: Buffer): Promise<number> {
@@ -327,10 +366,22 @@ export class PackBlockstore implements Blockstore {
     return await this.handles.use(loc.pack, async h => (await h.read(into, 0, loc.length, loc.offset)).bytesRead)
   }
 
-  /** Marks a block corrupt (so the next put writes it again) and reports it. */
-  private corrupt (cid: CID, key: string, why: string): never {
-    this.corrupted.add(key)
-    throw new ContentVerificationError(`block ${cid.toString()} in the local store is corrupt (${why})`, { context: { cid: cid.toString(), store: this.path } })
+  /**
+   * Drops the index record of a block whose stored copy (index value `value`) is damaged, durably (the
+   * journal is flushed), so that the next put of it, in this process or another, writes it again; then
+   * reports it.
+   */
+  private async corrupt (cid: CID, key: string, value: Uint8Array, why: string): Promise<never> {
+    if (this.index.get(key) === value) {
+      this.dropKey(key)
+      this.corrupted.set(key, why)
+      await this.index.flush().catch(() => {}) // the error below matters more than a failed journal write
+    }
+    throw this.corruptError(cid, why)
+  }
+
+  private corruptError (cid: CID, why: string): ContentVerificationError {
+    return new ContentVerificationError(`block ${cid.toString()} in the local store is corrupt (${why})`, { context: { cid: cid.toString(), store: this.path } })
   }
 
   private dropKey (key: string): void {
@@ -338,8 +389,7 @@ export class PackBlockstore implements Blockstore {
     if (value === undefined) return
     const loc = decodeLocation(value)
     this.index.delete(key)
-    this.corrupted.delete(key)
-    this.live.set(loc.pack, (this.live.get(loc.pack) ?? 0) - loc.length)
+    this.live.set(loc.pack, (this.live.get(loc.pack) ?? 0) - recordBytes(key, loc))
   }
 
   async * get (cid: CID, options?: AbortOptions): AsyncGenerator<Uint8Array> {
@@ -357,13 +407,15 @@ export class PackBlockstore implements Blockstore {
     throwIfAborted(options?.signal, 'has')
     await this.ready()
     const key = keyOf(cid)
-    return (this.index.has(key) && !this.corrupted.has(key)) || this.writing.has(key)
+    return this.index.has(key) || this.writing.has(key)
   }
 
   async delete (cid: CID, options?: AbortOptions): Promise<void> {
     throwIfAborted(options?.signal, 'delete')
     await this.ready()
-    this.dropKey(keyOf(cid))
+    const key = keyOf(cid)
+    this.dropKey(key)
+    this.corrupted.delete(key)
   }
 
   async * deleteMany (source: Iterable<CID> | AsyncIterable<CID>, options?: AbortOptions): AsyncGenerator<CID> {
@@ -392,36 +444,92 @@ export class PackBlockstore implements Blockstore {
 
   /**
    * Rewrites packs whose live bytes are under `minLiveRatio` of their size (default 0.5) into the active
-   * pack and deletes them; packs with nothing live are just deleted. Returns the bytes reclaimed.
+   * pack and deletes them; packs with nothing live are just deleted. The pack being appended to counts
+   * too: when it qualifies it is closed for appends first (appends go on in a new pack), its appends
+   * already under way are waited for, and it is compacted like the others. Crash safety: a block is
+   * copied before its index record is re-pointed, and the copies and the index are fsynced before any
+   * pack is deleted; a crash in between leaves both copies, the old one garbage for the next compaction.
+   * Returns the disk space given back: the size of the packs deleted less the bytes copied out of them.
    */
   async compact (options: AbortOptions & { minLiveRatio?: number } = {}): Promise<{ reclaimedBytes: number, packsRemoved: number }> {
+    const run = this.compacting.then(async () => await this.compactNow(options))
+    this.compacting = run.catch(() => {})
+    return await run
+  }
+
+  private async compactNow (options: AbortOptions & { minLiveRatio?: number }): Promise<{ reclaimedBytes: number, packsRemoved: number }> {
     await this.ready()
     const minLive = options.minLiveRatio ?? 0.5
-    let reclaimed = 0
-    let removed = 0
-    for (const [pack, size] of [...this.sizes]) {
-      throwIfAborted(options.signal, 'compact')
-      if (pack === this.active || size === 0) continue
+    const garbage = (pack: number, size: number): boolean => {
       const live = Math.max(0, this.live.get(pack) ?? 0)
-      if (live > 0 && live >= size * minLive) continue
-      if (live > 0) {
-        for (const [key, value] of this.index.entries()) {
-          const loc = decodeLocation(value)
-          if (loc.pack !== pack) continue
-          const bytes = Buffer.allocUnsafe(loc.length)
-          await this.handles.use(pack, async h => await h.read(bytes, 0, loc.length, loc.offset))
-          // copied first, then re-pointed: readers never see the block missing
-          await this.append(key, CID.decode(base32upper.decoder.decode(key)), bytes)
+      return live === 0 || live < size * minLive
+    }
+    if (this.activeSize > 0 && garbage(this.active, this.activeSize)) {
+      this.startPack(this.active + 1)
+      // appends placed in the old pack reach the index before its records are listed
+      await Promise.allSettled([...this.writing.values()])
+    }
+    const doomed = [...this.sizes].filter(([pack, size]) => pack !== this.active && garbage(pack, size)).map(([pack]) => pack)
+    if (doomed.length === 0) return { reclaimedBytes: 0, packsRemoved: 0 }
+    const moving = new Map<number, Array<[string, Uint8Array]>>(doomed.map(pack => [pack, []]))
+    for (const entry of this.index.entries()) moving.get(decodeLocation(entry[1]).pack)?.push(entry)
+
+    const firstTarget = this.active
+    const emptied: number[] = []
+    let copied = 0
+    let reclaimed = 0
+    try {
+      for (const pack of doomed) {
+        throwIfAborted(options.signal, 'compact')
+        for (const [key, value] of moving.get(pack) ?? []) copied += await this.move(key, value)
+        emptied.push(pack)
+      }
+    } finally {
+      if (emptied.length > 0) {
+        // the copies and the index records pointing at them are on disk before their old packs go
+        await this.syncPacksFrom(firstTarget)
+        await this.index.sync()
+        for (const pack of emptied) {
+          this.handles.retire(pack)
+          await fs.rm(path.join(this.path, packName(pack)), { force: true })
+          reclaimed += this.sizes.get(pack) ?? 0
+          this.sizes.delete(pack)
+          this.live.delete(pack)
         }
       }
-      await this.index.flush()
-      this.handles.retire(pack)
-      await fs.rm(path.join(this.path, packName(pack)), { force: true })
-      this.sizes.delete(pack)
-      this.live.delete(pack)
-      reclaimed += size - live
-      removed++
     }
-    return { reclaimedBytes: reclaimed, packsRemoved: removed }
+    return { reclaimedBytes: Math.max(0, reclaimed - copied), packsRemoved: emptied.length }
+  }
+
+  /** Copies one block (index value `value`) to the active pack; returns the bytes appended. */
+  private async move (key: string, value: Uint8Array): Promise<number> {
+    const loc = decodeLocation(value)
+    const bytes = Buffer.allocUnsafe(loc.length)
+    const read = await this.handles.use(loc.pack, async h => (await h.read(bytes, 0, loc.length, loc.offset)).bytesRead)
+    if (this.index.get(key) !== value) return 0 // deleted or written again meanwhile
+    if (read !== loc.length) {
+      // the pack ends inside the block (a crash before the pack reached the disk): nothing to keep
+      this.dropKey(key)
+      this.corrupted.set(key, `pack ${packName(loc.pack)} ends inside the block`)
+      return 0
+    }
+    // copied first, then re-pointed: readers never see the block missing
+    return await this.append(key, CID.decode(base32upper.decoder.decode(key)), bytes, value)
+  }
+
+  /** fsyncs the packs from `first` on (those compaction copied into). */
+  private async syncPacksFrom (first: number): Promise<void> {
+    for (const pack of [...this.sizes.keys()].filter(p => p >= first)) {
+      if (pack === this.active && this.activeHandle !== undefined) {
+        await (await this.activeHandle).sync()
+        continue
+      }
+      const h = await fs.open(path.join(this.path, packName(pack)), 'r+')
+      try {
+        await h.sync()
+      } finally {
+        await h.close()
+      }
+    }
   }
 }

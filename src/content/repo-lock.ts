@@ -1,9 +1,22 @@
 /**
  * One HeliaStore per repository at a time (across processes too): the pack layout appends to a shared
  * file and the datastore journal is read once at open, so two writers would corrupt or miss each other's
- * data. `<repo>/repo.lock` holds the owner's pid; a lock whose process is gone is taken over.
+ * data. `<repo>/repo.lock` names its owner: JSON `{ pid, start, boot, host, token }`, where `start` is the
+ * process's start time (field 22 of /proc/<pid>/stat, clock ticks since boot) and `boot` the kernel's
+ * boot id (Linux; absent elsewhere). A pid alone is not an identity: pids are reused (after a reboot, in
+ * a container where every run is pid 1), so a lock is taken over when its process is gone, or when the
+ * process now running under that pid is another one (its start time or boot id differ). Where /proc is
+ * missing, a running pid counts as the owner. `host` is recorded for people reading the file only: a
+ * container gets a new host name on every start, and a repository shared between machines (a network
+ * file system) is not supported, since only local processes can be checked.
+ *
+ * A lock in the older format (`<pid> <token>`, no start time) is taken over when its pid is not running,
+ * is this process (which would have written the new format), or runs another program than this one
+ * (/proc/<pid>/comm differs: pid 1 of a machine is init, not node).
  */
+import { readFileSync } from 'node:fs'
 import fs from 'node:fs/promises'
+import { hostname } from 'node:os'
 import path from 'node:path'
 import { ValidationError } from '../errors.js'
 
@@ -19,11 +32,84 @@ export function processAlive (pid: number): boolean {
   }
 }
 
+/** What tells one process from a later one with the same pid (Linux), or undefined where /proc cannot say. */
+export interface ProcessIdentity {
+  /** Start time, clock ticks after boot. */
+  start: string
+  /** Kernel boot id. */
+  boot: string
+}
+
+function readProc (file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch {
+    return undefined
+  }
+}
+
+/** The identity of the running process `pid` (Linux /proc), or undefined when it cannot be read. */
+export function processIdentity (pid: number): ProcessIdentity | undefined {
+  const stat = readProc(`/proc/${pid}/stat`)
+  const boot = readProc('/proc/sys/kernel/random/boot_id')?.trim()
+  if (stat === undefined || boot === undefined) return undefined
+  // fields after the command name, which is in parentheses and may itself hold spaces and parentheses
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const start = fields[19] // field 22 overall: fields[0] is field 3
+  return start !== undefined && /^\d+$/.test(start) ? { start, boot } : undefined
+}
+
+interface LockRecord {
+  pid: number
+  start?: string
+  boot?: string
+  host?: string
+  token?: string
+}
+
+function parseLock (text: string): LockRecord | undefined {
+  try {
+    const value = JSON.parse(text) as Partial<LockRecord>
+    if (value !== null && typeof value === 'object' && Number.isInteger(value.pid)) return value as LockRecord
+  } catch {
+    // the older format
+  }
+  const pid = Number.parseInt(text.split(' ')[0] ?? '', 10)
+  return Number.isInteger(pid) && pid > 0 ? { pid } : undefined
+}
+
+/** Whether the lock's owner may still be running (so the lock must be respected). */
+function ownerLive (lock: LockRecord): boolean {
+  if (!processAlive(lock.pid)) return false
+  const now = processIdentity(lock.pid)
+  if (lock.start !== undefined) {
+    // the same pid but another process (reused pid, a later boot) is not the owner
+    return now === undefined || (now.start === lock.start && now.boot === lock.boot)
+  }
+  // older format: no start time recorded
+  if (lock.pid === process.pid) return false
+  const comm = readProc(`/proc/${lock.pid}/comm`)
+  const ours = readProc('/proc/self/comm')
+  return comm === undefined || ours === undefined || comm === ours
+}
+
 /** Takes the repository's lock; resolves to its release. ValidationError when another store holds it. */
 export async function lockRepo (repo: string): Promise<() => Promise<void>> {
-  await fs.mkdir(repo, { recursive: true })
+  try {
+    await fs.mkdir(repo, { recursive: true })
+  } catch (cause) {
+    // A file where the folder should be (or above it), no permission: the user's setting, not a crash.
+    const code = (cause as NodeJS.ErrnoException).code ?? ''
+    throw ValidationError.field('ipfs.repo', `cannot use ${repo} as the IPFS repository: ${code === 'EEXIST' || code === 'ENOTDIR' ? 'it (or a folder above it) is a file' : (cause as Error).message}`, { file: repo })
+  }
   const file = path.join(repo, LOCK_FILE)
-  const token = `${process.pid} ${Date.now()}-${Math.random().toString(36).slice(2)}`
+  const identity = processIdentity(process.pid)
+  const token = JSON.stringify({
+    pid: process.pid,
+    ...(identity === undefined ? {} : { start: identity.start, boot: identity.boot }),
+    host: hostname(),
+    token: `${Date.now()}-${Math.random().toString(36).slice(2)}`
+  }) + '\n'
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       await fs.writeFile(file, token, { flag: 'wx' })
@@ -35,12 +121,14 @@ export async function lockRepo (repo: string): Promise<() => Promise<void>> {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
     }
     const holder = await fs.readFile(file, 'utf8').catch(() => '')
-    const pid = Number.parseInt(holder.split(' ')[0] ?? '', 10)
-    if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) {
-      const who = pid === process.pid ? 'another HeliaStore in this process' : `process ${pid}`
-      throw ValidationError.field('ipfs.repo', `repository ${repo} is in use by ${who} (stop it first, or use another repo)`, { file, pid })
+    const lock = parseLock(holder)
+    if (lock !== undefined && ownerLive(lock)) {
+      const who = lock.pid === process.pid ? 'another HeliaStore in this process' : `process ${lock.pid}`
+      throw ValidationError.field('ipfs.repo', `repository ${repo} is in use by ${who} (stop it first, or use another repo; if it is not running, delete ${file})`, { file, pid: lock.pid })
     }
-    await fs.rm(file, { force: true }) // stale: its process is gone
+    // stale: its process is gone. Remove it only if it is still the lock judged stale (not one just taken).
+    const again = await fs.readFile(file, 'utf8').catch(() => '')
+    if (again === holder) await fs.rm(file, { force: true })
   }
   throw ValidationError.field('ipfs.repo', `could not lock repository ${repo}`, { file })
 }

@@ -5,7 +5,7 @@
  * processes that died mid-export are cleaned up. Used by model pulls and `ipfs get`.
  */
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
+import { lstatSync, statSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import * as dagPb from '@ipld/dag-pb'
@@ -21,6 +21,80 @@ import type { PackProgressEvent } from './model-pack.js'
 /** A unique temporary name for this process. */
 export function tempName (prefix: string): string {
   return `${prefix}-${process.pid}-${randomBytes(6).toString('hex')}`
+}
+
+/** True when something (a file, a folder, a link, even a dangling one) is at `file`. */
+export function pathTaken (file: string): boolean {
+  try {
+    lstatSync(file)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ENOENT'
+  }
+}
+
+/**
+ * Refuses, before anything is fetched, a destination that cannot be created: one that exists (a
+ * dangling link included, which a rename would silently replace), or whose nearest existing ancestor is
+ * not a folder. `field` names the input in the ValidationError.
+ */
+export function checkDestination (dest: string, field = 'output'): void {
+  const target = path.resolve(dest)
+  let info
+  try {
+    info = lstatSync(target)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && (err as NodeJS.ErrnoException).code !== 'ENOTDIR') throw destinationError(dest, field, err)
+  }
+  if (info !== undefined) throw ValidationError.field(field, `${dest} already exists${info.isSymbolicLink() ? ' (as a symbolic link)' : ''}`, { file: dest })
+  checkFolderPath(path.dirname(target), field, dest)
+}
+
+/**
+ * Refuses a folder path (existing or to be created) whose nearest existing ancestor is not a folder.
+ * `shown` is the path the message names (default `folder`).
+ */
+export function checkFolderPath (folder: string, field: string, shown = folder): void {
+  let at = path.resolve(folder)
+  while (true) {
+    let info
+    try {
+      info = lstatSync(at)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOTDIR') throw ValidationError.field(field, `${shown} cannot be created: a part of it is a file, not a folder`, { file: shown })
+      if (code !== 'ENOENT') throw destinationError(shown, field, err)
+    }
+    if (info !== undefined) {
+      // a link to a folder is a folder here
+      if (info.isDirectory() || (info.isSymbolicLink() && isFolder(at))) return
+      throw ValidationError.field(field, `${shown} cannot be created: ${at} is not a folder`, { file: shown })
+    }
+    const parent = path.dirname(at)
+    if (parent === at) return
+    at = parent
+  }
+}
+
+function isFolder (file: string): boolean {
+  try {
+    return statSync(file).isDirectory()
+  } catch {
+    return false
+  }
+}
+
+/** File-system errors that say the destination path is unusable (not a failure of the transfer). */
+const PATH_ERRORS = new Set(['ENOENT', 'ENOTDIR', 'EEXIST', 'EISDIR', 'EACCES', 'EPERM', 'EROFS', 'ENAMETOOLONG', 'ELOOP', 'EINVAL'])
+
+/** A ValidationError for an unusable destination path, else `err` itself. */
+function destinationError (dest: string, field: string, err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException)?.code
+  if (code === undefined || !PATH_ERRORS.has(code)) return err
+  // "ENOENT: no such file or directory, mkdir '/x/.partial-…'" -> "no such file or directory (ENOENT)"
+  const why = `${(err as Error).message.replace(/^E[A-Z]+: /, '').replace(/, \w+ '.*$/s, '')} (${code})`
+  return new ValidationError(`${field}: cannot write ${dest}: ${why}`, [{ path: field, message: `cannot write ${dest}: ${why}` }],
+    { cause: err, context: { field, file: dest } })
 }
 
 /** Deeper trees and more entries than any model needs: a crafted pack must not exhaust the disk walk. */
@@ -50,6 +124,8 @@ export interface ExportOptions {
   replace?: boolean
   /** Refuse a file at `cid` (ValidationError on field `cid`) before writing anything. */
   directoryOnly?: boolean
+  /** The input naming `dest`, in ValidationErrors for a destination that cannot be written (default `output`). */
+  field?: string
 }
 
 function unsafe (root: CID, at: string, why: string): ContentVerificationError {
@@ -143,9 +219,9 @@ export async function listTree (store: HeliaStore, cid: CID, options: { signal?:
   return out
 }
 
-async function writeFileFrom (store: HeliaStore, entry: TreeEntry, target: string, name: string, options: ExportOptions, progress: (file: string, loaded: number, total: number, delta: number) => void): Promise<void> {
+async function writeFileFrom (store: HeliaStore, entry: TreeEntry, target: string, name: string, options: ExportOptions, progress: (file: string, loaded: number, total: number, delta: number) => void, onOpenError: (err: unknown) => never): Promise<void> {
   // 'wx': a name that collides on a case-insensitive file system must not overwrite an earlier file.
-  const handle = await fs.open(target, 'wx')
+  const handle = await fs.open(target, 'wx').catch(onOpenError)
   let loaded = 0
   try {
     for await (const chunk of store.cat(entry.cid, { signal: options.signal })) {
@@ -189,9 +265,9 @@ async function removeStale (dest: string): Promise<void> {
  */
 export async function exportUnixfs (store: HeliaStore, cid: CID, dest: string, options: ExportOptions = {}): Promise<TreeEntry[]> {
   const target = path.resolve(dest)
-  if (options.replace !== true && existsSync(target)) {
-    throw ValidationError.field('output', `${dest} already exists`, { file: dest })
-  }
+  const field = options.field ?? 'output'
+  if (options.replace === true) checkFolderPath(path.dirname(target), field)
+  else checkDestination(dest, field)
   const entries = await listTree(store, cid, options)
   if (options.directoryOnly === true && entries[0]?.type !== 'directory') {
     throw ValidationError.field('cid', `${options.label ?? cid.toString()} is a file, not a folder`, { cid: cid.toString() })
@@ -207,21 +283,26 @@ export async function exportUnixfs (store: HeliaStore, cid: CID, dest: string, o
       ? { file: label, status, loaded, total, modelLoaded, modelTotal }
       : { file, status, loaded, total, model: label, modelLoaded, modelTotal })
   }
-  await fs.mkdir(path.dirname(target), { recursive: true })
+  await fs.mkdir(path.dirname(target), { recursive: true }).catch((err: unknown) => { throw destinationError(dest, field, err) })
   await removeStale(target)
   const temp = path.join(path.dirname(target), tempName(`.partial-${path.basename(target)}`))
   try {
+    let first = true
     for (const entry of entries) {
       throwIfAborted(options.signal, 'export')
       const at = entry.path === '' ? temp : path.join(temp, ...entry.path.split('/'))
+      // the first write creates the temporary copy: a failure there is the destination's, not the content's
+      const onFirst = first ? (err: unknown) => { throw destinationError(dest, field, err) } : (err: unknown) => { throw err }
+      first = false
       if (entry.type === 'directory') {
-        await fs.mkdir(at)
+        await fs.mkdir(at).catch(onFirst)
       } else {
-        await writeFileFrom(store, entry, at, entry.path === '' ? path.basename(target) : entry.path, options, progress)
+        await writeFileFrom(store, entry, at, entry.path === '' ? path.basename(target) : entry.path, options, progress, onFirst)
       }
     }
     await options.beforeCommit?.(temp, entries)
     throwIfAborted(options.signal, 'export')
+    if (options.replace !== true && pathTaken(target)) throw ValidationError.field(field, `${dest} already exists`, { file: dest })
     await commit(temp, target, options.replace === true)
     return entries
   } catch (err) {

@@ -178,25 +178,36 @@ export async function * walkDag (cid: CID, getBlock: BlockGetter, options: Abort
 
 /**
  * The CID at `path` below `cid` (`''` gives `cid`), walking UnixFS directories (plain and HAMT-sharded)
- * with ipfs-unixfs-exporter over `getBlock`. A missing name is a NotFoundError.
+ * with ipfs-unixfs-exporter's path walker over `getBlock`. A missing name is a NotFoundError whose
+ * context names the `link` that is missing, and so is any segment left below a file (`dir/file/x`: the
+ * walker alone stops at the file and would answer it). Such a miss is definite: the directory blocks
+ * were verified, so every store holding them would say the same.
  */
 export async function resolveIpfsPath (cid: CID, path: string, getBlock: BlockGetter, options: AbortOptions = {}): Promise<CID> {
   if (path === '') return cid
-  const { exporter } = await import('ipfs-unixfs-exporter')
+  const { walkPath } = await import('ipfs-unixfs-exporter')
   const storage = {
     get: (c: CID, opts?: AbortOptions) => (async function * () { yield await fetchBlock(c, getBlock, opts) })()
   }
+  const missing = (link: string, under: string, cause?: unknown): NotFoundError =>
+    new NotFoundError(`${cid.toString()}/${path} does not exist: no link named ${JSON.stringify(link)} under ${under}`,
+      { cause, context: { cid: cid.toString(), path, link } })
+  let last: { cid: CID, path: string, remainder: string[] } | undefined
   try {
-    const entry = await exporter(`${cid.toString()}/${path}`, storage, { signal: options.signal })
-    return entry.cid
+    for await (const entry of walkPath(`${cid.toString()}/${path}`, storage, { signal: options.signal })) last = entry
   } catch (err) {
     const name = (err as Error)?.name
     if (name === 'NotFoundError' && !(err instanceof NotFoundError)) {
-      throw new NotFoundError(`${cid.toString()}/${path} does not exist`, { cause: err, context: { cid: cid.toString(), path } })
+      const link = (last?.remainder[0] ?? path.split('/')[0])
+      throw missing(link, last?.path ?? cid.toString(), err)
     }
     if (name === 'NotUnixFSError' || name === 'NoResolverError' || name === 'BadPathError') {
       throw ValidationError.field('cid', `cannot resolve ${path} below ${cid.toString()}: ${(err as Error).message}`, { cid: cid.toString(), path })
     }
     throw err
   }
+  if (last === undefined) throw missing(path.split('/')[0], cid.toString())
+  // the walker stops at a file (or raw block) with segments left: they name links a file does not have
+  if (last.remainder.length > 0) throw missing(last.remainder[0], last.path)
+  return last.cid
 }

@@ -6,7 +6,8 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Logger } from '../logging/logger.js'
 import type { HeliaStore } from '../content/helia-store.js'
-import { registerGatewayRoutes, registerKuboRpcRoutes } from './ipfs-routes.js'
+import { NotFoundError } from '../errors.js'
+import { registerGatewayRoutes, registerKuboRpcRoutes, sendErrorBody } from './ipfs-routes.js'
 
 export interface IpfsServerInit {
   store: HeliaStore
@@ -40,6 +41,11 @@ export async function createIpfsServer (init: IpfsServerInit): Promise<IpfsServe
   const app: FastifyInstance = init.logger === undefined
     ? Fastify({ logger: false, forceCloseConnections: true })
     : Fastify({ loggerInstance: init.logger, forceCloseConnections: true }) as unknown as FastifyInstance
+  // whatever fails outside the routes' own handlers (an unknown URL included) answers `{ error: { name, message } }`
+  app.setErrorHandler(async (err, _request, reply) => { await sendErrorBody(reply, err) })
+  app.setNotFoundHandler(async (request, reply) => {
+    await sendErrorBody(reply, new NotFoundError(`no route for ${request.method} ${request.url.split('?')[0]}`))
+  })
   const deps = { blockstore: init.store.blockstore, store: init.store, peerId: init.peerId ?? await ephemeralPeerId(), agentVersion: 'ipfs-accelerate/0.1.0' }
   if (init.gateway !== false) registerGatewayRoutes(app, deps)
   if (init.rpc !== false) registerKuboRpcRoutes(app, deps)

@@ -7,7 +7,10 @@
  * - the Kubo RPC subset kubo-rpc-client needs (`POST /api/v0/…`): add, cat, block/get, block/stat,
  *   block/put, pin/add, id, version. Errors use Kubo's shape `{ Message, Code, Type: 'error' }`.
  *
- * Clients get our error messages, never a stack or a foreign library's message.
+ * Every error, those fastify raises itself included (a body it cannot parse, a header it cannot send),
+ * goes out in the shape of its routes: `{ error: { name, message } }` for the gateway (and anything else),
+ * Kubo's for `/api/v0`. A method a route does not serve is a 405 with an `Allow` header. Clients get our
+ * error messages (or fastify's for a malformed request), never a stack or a foreign library's message.
  */
 import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -36,7 +39,29 @@ export const MAX_BLOCK_PUT_BYTES = 2 * 1024 * 1024
 
 const IMMUTABLE = 'public, max-age=29030400, immutable'
 
+/** Multipart limits of `/api/v0/add` and `block/put`. */
+const MAX_MULTIPART_PARTS = 20_000
+const MAX_MULTIPART_FILES = 10_000
+
+/** A request with a method the route does not serve (405). */
+class MethodNotAllowed extends Error {
+  readonly statusCode = 405
+  constructor (method: string, url: string, readonly allow: string[]) {
+    super(`method ${method} is not allowed on ${url.split('?')[0]} (allowed: ${allow.join(', ')})`)
+    this.name = 'MethodNotAllowed'
+  }
+}
+
+/** The 4xx status of an error about the request itself that fastify, a plugin or a route raised, if any. */
+function requestErrorStatus (err: unknown): number | undefined {
+  if (err instanceof AccelerateError) return undefined
+  const status = (err as { statusCode?: unknown })?.statusCode
+  return typeof status === 'number' && status >= 400 && status < 500 ? status : undefined
+}
+
 function statusOf (err: unknown): number {
+  const requestStatus = requestErrorStatus(err)
+  if (requestStatus !== undefined) return requestStatus
   switch ((err as Error)?.name) {
     case 'ValidationError': return 400
     case 'NotFoundError': return 404
@@ -47,9 +72,33 @@ function statusOf (err: unknown): number {
   }
 }
 
-/** A message safe to send: ours, or a generic one for anything else. */
+/** A message safe to send: ours, fastify's about a malformed request, or a generic one for anything else. */
 function publicMessage (err: unknown): string {
-  return err instanceof AccelerateError ? err.message : 'internal error'
+  return err instanceof AccelerateError || requestErrorStatus(err) !== undefined ? (err as Error).message : 'internal error'
+}
+
+/** The name clients see: ours, `MethodNotAllowed`, `ValidationError` for another malformed request, else `InternalError`. */
+function publicName (err: unknown): string {
+  if (err instanceof AccelerateError || err instanceof MethodNotAllowed) return err.name
+  return requestErrorStatus(err) !== undefined ? 'ValidationError' : 'InternalError'
+}
+
+/** `{ error: { name, message } }`: the gateway's (and the standalone server's) error body. */
+export function errorBody (err: unknown): { error: { name: string, message: string } } {
+  return { error: { name: publicName(err), message: publicMessage(err) } }
+}
+
+/** Drops every header a success may have set (one may be what failed to send); keeps `Allow`. */
+function clearHeaders (reply: FastifyReply): void {
+  for (const name of Object.keys(reply.getHeaders())) if (name !== 'allow') reply.removeHeader(name)
+}
+
+/** Sends `err` as `{ error: { name, message } }` (what the gateway and the standalone server answer). */
+export async function sendErrorBody (reply: FastifyReply, err: unknown): Promise<void> {
+  if (reply.sent) { reply.raw.destroy(); return }
+  clearHeaders(reply)
+  await reply.code(statusOf(err)).header('cache-control', 'no-store').header('content-type', 'application/json; charset=utf-8')
+    .send(errorBody(err))
 }
 
 function blockGetter (blockstore: Pick<Blockstore, 'get'>): BlockGetter {
@@ -74,16 +123,28 @@ function wantsFormat (request: FastifyRequest): 'raw' | 'car' | undefined {
   return undefined
 }
 
-async function sendGatewayError (reply: FastifyReply, err: unknown): Promise<void> {
-  if (reply.sent) { reply.raw.destroy(); return }
-  for (const h of ['content-length', 'etag', 'content-disposition', 'x-content-type-options']) reply.removeHeader(h)
-  await reply.code(statusOf(err)).header('cache-control', 'no-store').header('content-type', 'application/json; charset=utf-8')
-    .send({ error: { name: (err as Error)?.name ?? 'Error', message: publicMessage(err) } })
+/** `/ipfs/{cid}[/path]` as an `X-Ipfs-Path` header value: each segment percent-encoded (headers are ASCII). */
+function ipfsPathHeader (cid: CID, path: string): string {
+  return `/ipfs/${cid.toString()}${path === '' ? '' : `/${path.split('/').map(encodeURIComponent).join('/')}`}`
 }
 
 /** `GET|HEAD /ipfs/{cid}[/path]`: a trustless gateway over the embedded store. */
 export function registerGatewayRoutes (app: FastifyInstance, deps: IpfsRouteDeps): void {
+  // in their own context, so their error handler is theirs and not the host server's
+  void app.register(async (gateway) => { gatewayRoutes(gateway, deps) })
+}
+
+function gatewayRoutes (app: FastifyInstance, deps: IpfsRouteDeps): void {
   const getBlock = blockGetter(deps.blockstore)
+  app.setErrorHandler(async (err, _request, reply) => { await sendErrorBody(reply, err) })
+
+  app.route({
+    method: ['POST', 'PUT', 'DELETE', 'PATCH'],
+    url: '/ipfs/*',
+    handler: async (request, reply) => {
+      await sendErrorBody(reply.header('allow', 'GET, HEAD'), new MethodNotAllowed(request.method, request.url, ['GET', 'HEAD']))
+    }
+  })
 
   app.route({
     method: ['GET', 'HEAD'],
@@ -103,7 +164,7 @@ export function registerGatewayRoutes (app: FastifyInstance, deps: IpfsRouteDeps
           return bytes
         }
         const target = await resolveIpfsPath(ref.cid, ref.path, ref.path === '' ? getBlock : recording, { signal })
-        reply.header('x-ipfs-path', `/ipfs/${ref.cid.toString()}${ref.path === '' ? '' : `/${ref.path}`}`)
+        reply.header('x-ipfs-path', ipfsPathHeader(ref.cid, ref.path))
         reply.header('x-content-type-options', 'nosniff')
 
         if (format === 'raw') {
@@ -162,7 +223,7 @@ export function registerGatewayRoutes (app: FastifyInstance, deps: IpfsRouteDeps
         if (head) return await reply.send()
         return await reply.send(Readable.from(deps.store.cat(target, { signal })))
       } catch (err) {
-        await sendGatewayError(reply, err)
+        await sendErrorBody(reply, err)
       }
     }
   })
@@ -197,10 +258,70 @@ async function sendRpcError (reply: FastifyReply, err: unknown): Promise<void> {
   let message = publicMessage(err)
   // Kubo's wording, which clients (and our KuboStore) recognise
   if ((err as Error)?.name === 'NotFoundError') message = `block was not found locally (offline): ipld: could not find node (${message})`
-  for (const h of ['content-length', 'x-stream-output', 'x-content-length']) reply.removeHeader(h)
-  await reply.code(status === 400 ? 400 : 500).header('content-type', 'application/json; charset=utf-8')
-    .send({ Message: message, Code: status === 400 ? 1 : 0, Type: 'error' })
+  clearHeaders(reply)
+  // Kubo answers 400 for a bad request, 405 for a wrong method and 500 for anything else
+  const sent = status === 405 ? 405 : status >= 400 && status < 500 && (err as Error)?.name !== 'NotFoundError' ? 400 : 500
+  await reply.code(sent).header('content-type', 'application/json; charset=utf-8')
+    .send({ Message: message, Code: sent === 400 ? 1 : 0, Type: 'error' })
 }
+
+/**
+ * A ValidationError for a multipart body busboy or @fastify/multipart could not read (no or a bad
+ * boundary, a body cut before its closing boundary, too many parts or files); our own errors as they are.
+ */
+function badBody (err: unknown): unknown {
+  if (err instanceof AccelerateError) return err
+  const code = (err as { code?: unknown })?.code
+  const limits: Record<string, string> = {
+    FST_PARTS_LIMIT: `more than ${MAX_MULTIPART_PARTS} parts`,
+    FST_FILES_LIMIT: `more than ${MAX_MULTIPART_FILES} files`,
+    FST_FIELDS_LIMIT: 'too many fields'
+  }
+  const why = typeof code === 'string' && limits[code] !== undefined ? limits[code] : (err as Error)?.message ?? String(err)
+  return new ValidationError(`file: malformed multipart/form-data body: ${why}`, [{ path: 'file', message: 'malformed multipart body' }],
+    { cause: err, context: { field: 'file' } })
+}
+
+/** What `open` gives, with the errors of reading it (the request body) turned into ValidationErrors. */
+async function * fromBody<T> (open: () => AsyncIterable<T>): AsyncGenerator<T> {
+  let iterator: AsyncIterator<T>
+  try {
+    iterator = open()[Symbol.asyncIterator]()
+  } catch (err) {
+    throw badBody(err)
+  }
+  let finished = false
+  try {
+    while (true) {
+      let next: IteratorResult<T>
+      try {
+        next = await iterator.next()
+      } catch (err) {
+        finished = true
+        throw badBody(err)
+      }
+      if (next.done === true) {
+        finished = true
+        return
+      }
+      yield next.value
+    }
+  } finally {
+    if (!finished) await iterator.return?.()
+  }
+}
+
+/** A part's file name as sent (kubo-rpc-client percent-encodes it). */
+function partName (filename: string | undefined): string {
+  try {
+    return decodeURIComponent(filename ?? '')
+  } catch {
+    throw ValidationError.field('file', `file name ${JSON.stringify(filename)} is not valid percent-encoding`)
+  }
+}
+
+/** The Kubo RPC commands served here (POST only). */
+const RPC_COMMANDS = ['add', 'cat', 'block/get', 'block/stat', 'block/put', 'pin/add', 'id', 'version']
 
 /** The DAG size Kubo reports for a root: its block plus the sizes its links declare. */
 function cumulativeSize (cid: CID, bytes: Uint8Array): number {
@@ -222,7 +343,19 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
   void app.register(async (api) => {
     if (!api.hasRequestDecorator('parts')) {
       const { default: multipart } = await import('@fastify/multipart')
-      await api.register(multipart, { limits: { fileSize: Number.MAX_SAFE_INTEGER, files: 10_000, parts: 20_000 } })
+      await api.register(multipart, { limits: { fileSize: Number.MAX_SAFE_INTEGER, files: MAX_MULTIPART_FILES, parts: MAX_MULTIPART_PARTS } })
+    }
+    api.setErrorHandler(async (err, _request, reply) => { await sendRpcError(reply, err) })
+    // Kubo answers 405 to any other method on its commands
+    for (const command of RPC_COMMANDS) {
+      api.route({
+        method: ['GET', 'HEAD', 'PUT', 'DELETE', 'PATCH'],
+        url: `/${command}`,
+        exposeHeadRoute: false,
+        handler: async (request, reply) => {
+          await sendRpcError(reply.header('allow', 'POST'), new MethodNotAllowed(request.method, request.url, ['POST']))
+        }
+      })
     }
 
     api.post('/add', async (request, reply) => {
@@ -240,12 +373,13 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
         const progress = flag(query, 'progress', false)
         if (!request.isMultipart()) throw ValidationError.field('file', 'expected a multipart/form-data body with a file')
         const lines: string[] = []
-        for await (const part of request.parts()) {
+        // errors reading the body (bad boundary, cut body, too many parts) are 400s, not internal errors
+        for await (const part of fromBody(() => request.parts())) {
           if (part.type !== 'file') continue
           if (part.mimetype === 'application/x-directory') throw ValidationError.field('file', 'directories are not supported by this add')
-          const name = decodeURIComponent(part.filename ?? '')
+          const name = partName(part.filename)
           if (name.includes('/')) throw ValidationError.field('file', 'paths inside an add are not supported')
-          const cid = await deps.store.put(part.file, {
+          const cid = await deps.store.put(fromBody<Uint8Array>(() => part.file), {
             cidVersion,
             pin,
             onProgress: progress ? p => { if (p.bytes > 0) lines.push(JSON.stringify({ Name: name, Bytes: p.bytes })) } : undefined
@@ -325,11 +459,11 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
         if (version === 0 && code !== DAG_PB_CODE) throw ValidationError.field('format', 'CIDv0 blocks must be dag-pb')
         const limit = flag(query, 'allow-big-block', false) ? Number.MAX_SAFE_INTEGER : MAX_BLOCK_PUT_BYTES
         if (!request.isMultipart()) throw ValidationError.field('file', 'expected a multipart/form-data body with a file')
-        const part = await request.file()
+        const part = await request.file().catch((err: unknown) => { throw badBody(err) })
         if (part === undefined) throw ValidationError.field('file', 'no file in the request')
         const chunks: Buffer[] = []
         let size = 0
-        for await (const chunk of part.file) {
+        for await (const chunk of fromBody<Buffer>(() => part.file)) {
           size += (chunk as Buffer).byteLength
           if (size > limit) throw ValidationError.field('file', `block is over ${limit} bytes (allow-big-block to force)`)
           chunks.push(chunk as Buffer)

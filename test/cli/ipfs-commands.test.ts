@@ -1,13 +1,17 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { existsSync, lstatSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { CID } from 'multiformats/cid'
+import { base16 } from 'multiformats/bases/base16'
 import { buildTinyModel } from '../../src/models/tiny/index.js'
+import { HeliaStore } from '../../src/content/helia-store.js'
+import { publishModel } from '../../src/content/model-pack.js'
+import { createIpfsServer, type IpfsServer } from '../../src/server/create-ipfs-server.js'
 import { startHubServer, type HubServer } from '../helpers/hub-server.js'
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -178,6 +182,142 @@ describe('ipfs-accelerate ipfs / models publish|pull|ls (real CLI)', () => {
       const listed = JSON.parse(ok(await cli(home, ['models', 'ls', '--json']), 'ls')) as Array<{ cid: string, manifest: { source?: string } }>
       const entry = listed.find(e => e.cid === CID.parse(cid).toV1().toString() || e.cid === cid)
       assert.equal(entry?.manifest.source, 'Org/tiny-bert@main')
+    })
+  })
+
+  describe('paths after a CID, pins, outputs', () => {
+    let dirCid: string
+    let subCid: string
+    before(async () => {
+      const folder = path.join(root, 'paths')
+      await mkdir(path.join(folder, 'sub'), { recursive: true })
+      await writeFile(path.join(folder, 'a'), 'alpha\n')
+      await writeFile(path.join(folder, 'empty'), '')
+      await writeFile(path.join(folder, 'sub', 'b'), 'beta\n')
+      dirCid = ok(await cli(home, ['ipfs', 'add', '--no-pin', folder]), 'add')
+      const listed = ok(await cli(home, ['ipfs', 'pin', 'ls']), 'pin ls').split('\n')
+      assert.ok(!listed.includes(dirCid))
+      subCid = ok(await cli(home, ['ipfs', 'pin', `${dirCid}/sub`]), 'pin a path').replace(/^pinned /, '')
+    })
+
+    it('a segment below a file is NotFoundError for cat and get, never the file\'s content', async () => {
+      for (const args of [['ipfs', 'cat', `${dirCid}/a/b`], ['ipfs', 'cat', `/ipfs/${dirCid}/empty/x`], ['ipfs', 'get', `${dirCid}/a/b`, '-o', path.join(root, 'never')]]) {
+        const result = await cli(home, args)
+        assert.equal(result.code, 1, `${args.join(' ')}: ${result.stderr}`)
+        assert.match(result.stderr, /^NotFoundError: .*no link named "[bx]"/, args.join(' '))
+        assert.equal(result.stdout, '')
+      }
+      assert.equal(existsSync(path.join(root, 'never')), false)
+      assert.equal((await cli(home, ['ipfs', 'cat', `${dirCid}/a`])).stdout, 'alpha\n')
+    })
+
+    it('pin <cid>/<path> pins what the path names; pin rm unpins roots only and says when nothing was pinned', async () => {
+      const pins = ok(await cli(home, ['ipfs', 'pin', 'ls']), 'pin ls').split('\n')
+      assert.ok(pins.includes(subCid), 'the target of the path is pinned')
+      assert.ok(!pins.includes(dirCid), 'not the root before the path')
+      const inner = await cli(home, ['ipfs', 'pin', 'rm', `${dirCid}/a`])
+      assert.equal(inner.code, 2, inner.stderr)
+      assert.match(inner.stderr, /^ValidationError: cid: .* not pinned itself: pin rm takes a pinned root CID/)
+      // a path naming a pinned root is that root
+      assert.equal(ok(await cli(home, ['ipfs', 'pin', 'rm', `${dirCid}/sub`]), 'pin rm path of a root'), `unpinned ${subCid}`)
+      const again = await cli(home, ['ipfs', 'pin', 'rm', subCid])
+      assert.equal(again.code, 1)
+      assert.match(again.stderr, /^NotFoundError: .* is not pinned or pinned indirectly/)
+      assert.equal(again.stdout, '')
+    })
+
+    it('accepts a CIDv1 in base16 (or any multibase)', async () => {
+      assert.equal((await cli(home, ['ipfs', 'cat', CID.parse(HELLO_V1).toString(base16)])).stdout, 'hello world\n')
+    })
+
+    it('an output that exists (even as a dangling link) or cannot be created is a ValidationError, nothing written', async () => {
+      const file = path.join(root, 'a-file')
+      await writeFile(file, 'x')
+      const dangling = path.join(root, 'dangling')
+      await symlink(path.join(root, 'nowhere'), dangling)
+      const cases: Array<[string, RegExp]> = [
+        [path.join(file, 'child'), /cannot be created: .*a-file is not a folder/],
+        [dangling, /already exists \(as a symbolic link\)/]
+      ]
+      if (existsSync('/proc/self')) cases.push(['/proc/nope', /cannot write \/proc\/nope/])
+      for (const [output, message] of cases) {
+        const result = await cli(home, ['ipfs', 'get', dirCid, '-o', output])
+        assert.equal(result.code, 2, `${output}: ${result.stderr}`)
+        assert.match(result.stderr, new RegExp(`^ValidationError: output: .*${message.source}`), output)
+      }
+      assert.ok(lstatSync(dangling).isSymbolicLink(), 'the link is left alone')
+      assert.deepEqual((await readdir(root)).filter(n => n.startsWith('.partial')), [])
+    })
+
+    it('models pull refuses a path and a cache folder that cannot be created', async () => {
+      const withPath = await cli(home, ['models', 'pull', `${dirCid}/sub`])
+      assert.equal(withPath.code, 2)
+      assert.match(withPath.stderr, /^ValidationError: cid: a model pack is named by its root CID/)
+      const file = path.join(root, 'a-file')
+      await writeFile(file, 'x')
+      const cacheDir = await cli(home, ['models', 'pull', dirCid, '--cache-dir', file])
+      assert.equal(cacheDir.code, 2)
+      assert.match(cacheDir.stderr, /^ValidationError: cache-dir: .*a-file is not a folder/)
+    })
+  })
+
+  describe('through a configured gateway or Kubo node (ipfs.gateway, ipfs.local_node)', () => {
+    let store: HeliaStore
+    let server: IpfsServer
+    let modelCid: string
+    let modelDir: string
+    let dirCid: string
+    before(async () => {
+      store = new HeliaStore({ repo: path.join(root, 'server-repo') })
+      modelDir = path.join(root, 'remote-bert')
+      await buildTinyModel('bert', modelDir)
+      modelCid = (await publishModel(store, modelDir)).cid
+      const folder = path.join(root, 'remote-files')
+      await mkdir(folder, { recursive: true })
+      await writeFile(path.join(folder, 'note.txt'), 'remote note\n')
+      dirCid = (await store.addDirectory(folder)).toString()
+      server = await createIpfsServer({ store })
+    })
+    after(async () => {
+      await server.close()
+      await store.stop()
+    })
+
+    async function configFor (name: string, ipfs: Record<string, unknown>): Promise<{ home: string, config: string }> {
+      const fresh = path.join(root, `home-${name}`)
+      await mkdir(fresh, { recursive: true })
+      const config = path.join(root, `${name}.json`)
+      await writeFile(config, JSON.stringify({ ipfs: { enable_local_gateway: false, timeout: 10, retry_count: 0, ...ipfs } }))
+      return { home: fresh, config }
+    }
+
+    it('models pull fetches a pack the local store lacks from the gateway', async () => {
+      const { home: fresh, config } = await configFor('gateway', { gateway: server.url })
+      const pulled = ok(await cli(fresh, ['--config', config, 'models', 'pull', modelCid]), 'pull over the gateway')
+      assert.equal(pulled, path.join(fresh, 'models', 'ipfs', CID.parse(modelCid).toV1().toString()))
+      for (const f of await filesUnder(modelDir)) {
+        assert.ok((await readFile(path.join(modelDir, f))).equals(await readFile(path.join(pulled, f))), f)
+      }
+      assert.ok(ok(await cli(fresh, ['ipfs', 'pin', 'ls']), 'pin ls').split('\n').includes(modelCid), 'pinned locally')
+      const out = path.join(root, 'gw-get')
+      ok(await cli(fresh, ['--config', config, 'ipfs', 'get', dirCid, '-o', out]), 'get over the gateway')
+      assert.equal(await readFile(path.join(out, 'note.txt'), 'utf8'), 'remote note\n')
+    })
+
+    it('ipfs cat, get and pin read through a Kubo node', async () => {
+      const { home: fresh, config } = await configFor('kubo', { local_node: server.url })
+      const cat = await cli(fresh, ['--config', config, 'ipfs', 'cat', `${dirCid}/note.txt`])
+      assert.equal(cat.code, 0, cat.stderr)
+      assert.equal(cat.stdout, 'remote note\n')
+      const out = path.join(root, 'kubo-get.txt')
+      ok(await cli(fresh, ['--config', config, 'ipfs', 'get', `${dirCid}/note.txt`, '-o', out]), 'get over Kubo')
+      assert.equal(await readFile(out, 'utf8'), 'remote note\n')
+      assert.equal(ok(await cli(fresh, ['--config', config, 'ipfs', 'pin', dirCid]), 'pin over Kubo'), `pinned ${dirCid}`)
+      // without the config, only the local store: what was pinned is there, a path below a file is still not found
+      assert.equal((await cli(fresh, ['ipfs', 'cat', `${dirCid}/note.txt`])).stdout, 'remote note\n')
+      const below = await cli(fresh, ['--config', config, 'ipfs', 'cat', `${dirCid}/note.txt/x`])
+      assert.equal(below.code, 1)
+      assert.match(below.stderr, /^NotFoundError/)
     })
   })
 })

@@ -2,6 +2,11 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
+import { base16, base16upper } from 'multiformats/bases/base16'
+import { base32, base32upper } from 'multiformats/bases/base32'
+import { base36 } from 'multiformats/bases/base36'
+import { base58btc } from 'multiformats/bases/base58'
+import { base64, base64url } from 'multiformats/bases/base64'
 import { createHash } from 'node:crypto'
 import { parseCid, parseIpfsPath, toCid, verifyBlock, assertSupportedCid } from '../../src/content/cid.js'
 import { HELLO, HELLO_V0, HELLO_V1 } from './store-compliance.js'
@@ -14,7 +19,29 @@ describe('parseCid / parseIpfsPath', () => {
     assert.deepEqual(parseIpfsPath(`ipfs://${HELLO_V1}/models/bert/config.json`).path, 'models/bert/config.json')
     assert.deepEqual(parseIpfsPath(`/ipfs/${HELLO_V1}/a/`).path, 'a')
     assert.equal(parseIpfsPath(HELLO_V1).path, '')
-    assert.equal(parseCid(`/ipfs/${HELLO_V1}/x`).toString(), HELLO_V1)
+  })
+
+  it('parseCid (and toCid) refuse a path instead of dropping it', () => {
+    for (const value of [`/ipfs/${HELLO_V1}/x`, `${HELLO_V0}/a/b`, `ipfs://${HELLO_V0}/onnx`]) {
+      assert.throws(() => parseCid(value), (err: Error & { context?: { field?: string } }) => {
+        assert.equal(err.name, 'ValidationError')
+        assert.equal(err.context?.field, 'cid')
+        assert.match(err.message, /without a path/)
+        return true
+      }, value)
+      assert.throws(() => toCid(value), { name: 'ValidationError' })
+    }
+    assert.equal(parseCid(`/ipfs/${HELLO_V1}/`).toString(), HELLO_V1, 'a trailing slash is no path')
+  })
+
+  it('accepts a CIDv1 in any multibase multiformats ships, as Kubo does', () => {
+    const cid = CID.parse(HELLO_V1)
+    for (const base of [base16, base16upper, base32, base32upper, base36, base58btc, base64, base64url]) {
+      const text = cid.toString(base)
+      assert.equal(parseCid(text).toString(), HELLO_V1, text)
+      assert.equal(parseIpfsPath(`ipfs://${text}/x`).path, 'x')
+    }
+    assert.throws(() => parseCid('x' + cid.toString(base16).slice(1)), /not a valid CID/)
   })
 
   it('an invalid CID string is a ValidationError on field cid', () => {

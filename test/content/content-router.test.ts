@@ -99,6 +99,33 @@ describe('ContentRouter', () => {
     }
   })
 
+  it('a path that does not exist in the content is a NotFoundError at once, not a failure of every store', async () => {
+    const folder = path.join(backend.dir, 'paths')
+    await mkdir(folder, { recursive: true })
+    await writeFile(path.join(folder, 'a'), HELLO)
+    const root = await backend.store.addDirectory(folder)
+    const r = await router({ gateway: backend.server.url, retry_count: 0 })
+    for (const ref of [`${root.toString()}/a/b`, `ipfs://${root.toString()}/nope`]) {
+      await assert.rejects(r.get(ref), (err: Error & { context?: { link?: string } }) => {
+        assert.equal(err.name, 'NotFoundError', err.message)
+        assert.ok(err.context?.link !== undefined)
+        return true
+      }, ref)
+    }
+    await assert.rejects(r.resolve(root, 'a/b'), { name: 'NotFoundError' })
+    assert.equal(await r.has(`${root.toString()}/a/b`), false)
+    assert.equal(Buffer.from(await r.get(`${root.toString()}/a`)).toString(), 'hello world\n')
+  })
+
+  it('fetchAll makes a DAG local through the stores without pinning it', async () => {
+    const cid = await backend.store.put(seededBytes(600_000, 5))
+    const r = await router({ gateway: backend.server.url })
+    assert.equal((await r.fetchAll(`/ipfs/${cid.toString()}`)).toString(), cid.toString())
+    assert.equal(await r.helia.has(cid), true)
+    assert.equal(await r.helia.isPinned(cid), false)
+    assert.equal((await r.helia.get(cid)).byteLength, 600_000)
+  })
+
   it('a caller abort stops at once with AbortError', async () => {
     const r = await router({ gateway: backend.server.url })
     const controller = new AbortController()

@@ -1,31 +1,26 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, writeFile, mkdir, symlink, readdir, open } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile, mkdir, symlink, readdir, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { CID } from 'multiformats/cid'
 import { HeliaStore, defaultRepoPath } from '../../src/content/helia-store.js'
 import { runStoreCompliance, HELLO, HELLO_V0, missingCid } from './store-compliance.js'
 import { seededBytes, seededChunks } from './seeded-bytes.js'
+import { damageBlock } from './damage-block.js'
 
 async function tempDir (): Promise<string> {
   return await mkdtemp(path.join(tmpdir(), 'ipfs-accelerate-helia-'))
 }
 
-/** Flips a byte in the middle of a stored block, on disk. */
-async function damage (store: HeliaStore, cid: CID): Promise<void> {
-  const where = await store.blockstore.where(cid)
-  assert.ok(where !== undefined, `${cid.toString()} is not stored`)
-  const handle = await open(where.file, 'r+')
-  try {
-    const at = where.offset + (where.length >> 1)
-    const one = Buffer.alloc(1)
-    await handle.read(one, 0, 1, at)
-    one[0] ^= 0xff
-    await handle.write(one, 0, 1, at)
-  } finally {
-    await handle.close()
+
+/** Bytes of all pack files of the repository at `repo`. */
+async function packBytes (repo: string): Promise<number> {
+  let total = 0
+  for (const name of await readdir(path.join(repo, 'packs'))) {
+    if (name.endsWith('.pack')) total += (await stat(path.join(repo, 'packs', name))).size
   }
+  return total
 }
 
 for (const layout of ['pack', 'fs'] as const) {
@@ -38,7 +33,7 @@ for (const layout of ['pack', 'fs'] as const) {
       store,
       add: async (bytes, cidVersion) => await store.put(bytes, { cidVersion }),
       corrupt: async (cid) => {
-        await damage(store, cid)
+        await damageBlock(store.blockstore, cid)
         return { store, cached: async () => false }
       },
       close: async () => { await store.stop(); await rm(dir, { recursive: true, force: true }) }
@@ -214,7 +209,7 @@ describe('HeliaStore', () => {
     const leaf = (await import('../../src/content/unixfs-reader.js')).walkDag
     let victim: CID | undefined
     for await (const block of leaf(cid, async c => await store.getBlock(c))) victim = block.cid
-    await damage(store, victim as CID)
+    await damageBlock(store.blockstore, victim as CID)
     await assert.rejects(store.get(cid), { name: 'ContentVerificationError' })
     await assert.rejects(store.get(cid), { name: 'ContentVerificationError' })
     assert.equal(await store.has(victim as CID), false)
@@ -233,6 +228,86 @@ describe('HeliaStore', () => {
       assert.ok(Buffer.from(await packed.get(keep)).equals(Buffer.from(seededBytes(1_000_000, 71))))
     } finally {
       await packed.stop()
+    }
+  })
+
+  it('gc gives back the space of removed blocks in the pack being appended to, and the repo reopens', async () => {
+    const repo = path.join(dir, 'gc-active')
+    let packed = new HeliaStore({ repo })
+    try {
+      const keep = await packed.put(seededBytes(300_000, 81))
+      const drop = await packed.put(seededBytes(4_000_000, 82))
+      await packed.unpin(drop)
+      const before = await packBytes(repo)
+      const result = await packed.gc()
+      const after = await packBytes(repo)
+      assert.ok(result.removed >= 16, `removed ${result.removed}`)
+      assert.deepEqual(result.unreadable, [])
+      assert.equal(result.reclaimedBytes, before - after)
+      assert.ok(after < 300_000 + 10_000, `packs hold ${after} bytes for a 300 kB pin`)
+      assert.ok(Buffer.from(await packed.get(keep)).equals(Buffer.from(seededBytes(300_000, 81))))
+      // a second gc has nothing left to give back
+      assert.deepEqual(await packed.gc(), { removed: 0, reclaimedBytes: 0, unreadable: [] })
+      await packed.stop()
+      packed = new HeliaStore({ repo })
+      assert.ok(Buffer.from(await packed.get(keep)).equals(Buffer.from(seededBytes(300_000, 81))))
+      assert.equal(await packed.has(drop), false)
+    } finally {
+      await packed.stop()
+    }
+  })
+
+  it('re-adding a file repairs a block a read found damaged, even in a later process', async () => {
+    const repo = path.join(dir, 'repair')
+    const bytes = new TextEncoder().encode('one small block\n')
+    let s = new HeliaStore({ repo })
+    const cid = await s.put(bytes)
+    await damageBlock(s.blockstore, cid)
+    await s.stop()
+    s = new HeliaStore({ repo }) // `ipfs cat`: fails, and the damage is remembered
+    await assert.rejects(s.get(cid), { name: 'ContentVerificationError' })
+    await s.stop()
+    s = new HeliaStore({ repo }) // `ipfs add` of the same file
+    assert.equal((await s.put(bytes)).toString(), cid.toString())
+    await s.stop()
+    s = new HeliaStore({ repo })
+    try {
+      assert.deepEqual(Buffer.from(await s.get(cid)), Buffer.from(bytes))
+    } finally {
+      await s.stop()
+    }
+  })
+
+  it('pin and gc name a damaged pinned block; gc then deletes nothing, and runs in full once it is repaired', async () => {
+    const repo = path.join(dir, 'gc-damaged')
+    const bytes = seededBytes(700_000, 91) // CIDv0: dag-pb leaves, which gc reads
+    let s = new HeliaStore({ repo })
+    const root = await s.put(bytes)
+    const loose = await s.put(seededBytes(100_000, 92), { pin: false })
+    const leaf = (await import('@ipld/dag-pb')).decode(await s.getBlock(root)).Links[1].Hash
+    await damageBlock(s.blockstore, leaf)
+    await s.stop()
+    s = new HeliaStore({ repo })
+    try {
+      const result = await s.gc()
+      assert.equal(result.removed, 0)
+      assert.deepEqual(result.unreadable.map(u => [u.cid, u.pin]), [[leaf.toString(), root.toString()]])
+      assert.match(result.unreadable[0].reason, /corrupt/)
+      assert.equal(await s.has(loose), true, 'nothing deleted while a pin cannot be walked')
+      await assert.rejects(s.pin(root), (err: Error & { context?: Record<string, unknown> }) => {
+        assert.match(err.message, new RegExp(`cannot pin ${root.toString()}: block ${leaf.toString()}`))
+        assert.equal(err.context?.block, leaf.toString())
+        return true
+      })
+      // adding the file again stores a good copy; gc then runs in full
+      await s.put(bytes)
+      const after = await s.gc()
+      assert.deepEqual(after.unreadable, [])
+      assert.ok(after.removed >= 1)
+      assert.equal(await s.has(loose), false)
+      assert.ok(Buffer.from(await s.get(root)).equals(Buffer.from(bytes)))
+    } finally {
+      await s.stop()
     }
   })
 

@@ -1,10 +1,10 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { READ_SPAN_CHUNKS, readFileChunks } from '../../src/content/import-io.js'
+import { READ_SPAN_CHUNKS, listFolder, readFileChunks } from '../../src/content/import-io.js'
 import { ChunkPool, KUBO_CHUNK_SIZE } from '../../src/content/unixfs-layout.js'
 import { seededBytes } from './seeded-bytes.js'
 
@@ -40,5 +40,20 @@ describe('readFileChunks', () => {
         first = false
       }
     }, { name: 'ValidationError', message: /shrank while it was being added/ })
+  })
+})
+
+describe('listFolder', () => {
+  let dir: string
+  before(async () => { dir = await mkdtemp(path.join(tmpdir(), 'ipfs-accelerate-list-')) })
+  after(async () => { await rm(dir, { recursive: true, force: true }) })
+
+  it('lists names that start with dots (..hidden, ..., .x): only `..` as a whole segment would escape', async () => {
+    await mkdir(path.join(dir, '..d'))
+    for (const name of ['..hidden', '...', '.x', 'a..b', '..d/..inner']) await writeFile(path.join(dir, name), name)
+    const listed = await listFolder(dir)
+    assert.deepEqual(listed.map(e => e.relative), ['...', '..d', '..d/..inner', '..hidden', '.x', 'a..b'])
+    assert.equal(listed.find(e => e.relative === '..hidden')?.size, '..hidden'.length)
+    assert.equal(listed.find(e => e.relative === '..d')?.size, undefined)
   })
 })

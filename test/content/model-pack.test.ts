@@ -1,7 +1,7 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { mkdtemp, mkdir, open, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
+import { mkdtemp, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { CarBlockIterator, CarWriter } from '@ipld/car'
@@ -19,6 +19,7 @@ import {
 } from '../../src/content/model-pack.js'
 import { AbortError, ContentVerificationError, ModelLoadError, NotFoundError, ValidationError } from '../../src/errors.js'
 import { tinyModels, type TinyModels } from '../helpers/tiny-models.js'
+import { damageBlock } from './damage-block.js'
 
 env.allowRemoteModels = false
 
@@ -72,21 +73,6 @@ function fileBlock (text: string): { cid: CID, bytes: Uint8Array } {
   return pbBlock({ Data: new UnixFS({ type: 'file', data: new TextEncoder().encode(text) }).marshal(), Links: [] })
 }
 
-/** Flips one byte of a block where the store keeps it on disk. */
-async function damage (store: HeliaStore, cid: CID): Promise<void> {
-  const where = await store.blockstore.where(cid)
-  assert.ok(where !== undefined, `${cid.toString()} is not stored`)
-  const handle = await open(where.file, 'r+')
-  try {
-    const at = where.offset + (where.length >> 1)
-    const one = Buffer.alloc(1)
-    await handle.read(one, 0, 1, at)
-    one[0] ^= 0xff
-    await handle.write(one, 0, 1, at)
-  } finally {
-    await handle.close()
-  }
-}
 
 /** True when `cacheDir` holds no pack and no leftover temporary folder. */
 async function cacheIsEmpty (cacheDir: string): Promise<boolean> {
@@ -281,7 +267,7 @@ describe('model packs', () => {
       assert.equal(await cacheIsEmpty(cacheDir), true)
 
       await transfer(storeA, storeC, cid)
-      await damage(storeC, victim.cid)
+      await damageBlock(storeC.blockstore, victim.cid)
       await assert.rejects(pullModel(storeC, cid, { cacheDir }), ContentVerificationError)
       assert.equal(await cacheIsEmpty(cacheDir), true)
     } finally {
@@ -342,6 +328,53 @@ describe('model packs', () => {
     await symlink('/etc/hostname', path.join(empty, 'link'))
     await assert.rejects(publishModel(storeA, empty), ValidationError)
     await assert.rejects(publishModel(storeA, path.join(empty, 'config.json')), ValidationError)
+  })
+
+  it('publishes names that start with dots (..hidden, ...), and names the user\'s folder in errors', async () => {
+    const folder = path.join(root, 'dots')
+    await mkdir(folder)
+    await writeFile(path.join(folder, 'config.json'), '{"model_type":"bert"}')
+    await writeFile(path.join(folder, '..hidden'), 'h')
+    await writeFile(path.join(folder, '...'), 'd')
+    const store = new HeliaStore({ repo: path.join(root, 'repo-dots') })
+    try {
+      const { cid, manifest } = await publishModel(store, folder)
+      assert.deepEqual(manifest.files.map(f => f.path), ['...', '..hidden', 'config.json'])
+      assert.equal((await store.get(await store.resolve(CID.parse(cid), '..hidden'))).byteLength, 1)
+      // an import error about a staged file speaks of the file in the user's folder
+      store.addDirectory = async (staged: string) => {
+        throw ValidationError.field('folder', `${path.join(staged, 'config.json')} went wrong`, { file: path.join(staged, 'config.json') })
+      }
+      await assert.rejects(publishModel(store, folder), (err: ValidationError) => {
+        assert.match(err.message, new RegExp(`${path.join(folder, 'config.json')} went wrong`))
+        assert.doesNotMatch(err.message, /staging/)
+        assert.equal(err.context.file, path.join(folder, 'config.json'))
+        return true
+      })
+    } finally {
+      await store.stop()
+    }
+  })
+
+  it('removes staging folders left by a publish that was killed (next publish or gc)', async () => {
+    const repo = path.join(root, 'repo-staging')
+    const staging = path.join(repo, 'staging')
+    const leftover = async (name: string): Promise<void> => {
+      await mkdir(path.join(staging, name, 'onnx'), { recursive: true })
+      await writeFile(path.join(staging, name, 'onnx', 'model.onnx'), 'half a model')
+    }
+    await leftover('publish-999999999-0123456789ab') // a pid that is gone
+    await leftover(`publish-${process.pid}-0123456789ab`) // this pid, from an earlier process
+    const store = new HeliaStore({ repo })
+    try {
+      await publishModel(store, models.dir('bert'))
+      assert.deepEqual(await readdir(staging), [])
+      await leftover('publish-1-0123456789ab')
+      await store.gc()
+      assert.deepEqual(await readdir(staging), [])
+    } finally {
+      await store.stop()
+    }
   })
 
   it('defaults the cache under IPFS_ACCELERATE_HOME, else ~/.cache/ipfs-accelerate/models', () => {

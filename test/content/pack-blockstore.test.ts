@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, readdir } from 'node:fs/promises'
+import { mkdtemp, rm, readdir, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createHash } from 'node:crypto'
@@ -8,6 +8,7 @@ import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { PackBlockstore } from '../../src/content/pack-blockstore.js'
 import { seededBytes } from './seeded-bytes.js'
+import { damageBlock } from './damage-block.js'
 
 function block (i: number, size = 100_000): { cid: CID, bytes: Uint8Array } {
   const bytes = seededBytes(size, i)
@@ -16,6 +17,18 @@ function block (i: number, size = 100_000): { cid: CID, bytes: Uint8Array } {
 
 async function packs (dir: string): Promise<string[]> {
   return (await readdir(dir)).filter(n => n.endsWith('.pack')).sort()
+}
+
+/** Bytes of all pack files in `dir`. */
+async function packBytes (dir: string): Promise<number> {
+  let total = 0
+  for (const name of await packs(dir)) total += (await stat(path.join(dir, name))).size
+  return total
+}
+
+
+function same (a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a).equals(Buffer.from(b))
 }
 
 describe('PackBlockstore', () => {
@@ -65,6 +78,94 @@ describe('PackBlockstore', () => {
     for (const b of blocks.filter((_, i) => i % 5 === 0)) assert.ok(Buffer.from(await again.getBlock(b.cid)).equals(Buffer.from(b.bytes)))
     assert.equal(await again.has(blocks[2].cid), false)
     await again.close()
+  })
+
+  it('compacts the pack being appended to, and reports the bytes actually freed', async () => {
+    const location = path.join(dir, 'active')
+    const store = new PackBlockstore(location) // one 256 MiB pack: everything lands in the active pack
+    const kept = Array.from({ length: 3 }, (_, i) => block(400 + i))
+    const dropped = Array.from({ length: 30 }, (_, i) => block(500 + i))
+    for (const b of [...kept, ...dropped]) await store.putBlock(b.cid, b.bytes)
+    assert.equal((await packs(location)).length, 1)
+    for (const b of dropped) await store.delete(b.cid)
+    const before = await packBytes(location)
+    const { reclaimedBytes, packsRemoved } = await store.compact()
+    const after = await packBytes(location)
+    assert.equal(packsRemoved, 1)
+    assert.equal(reclaimedBytes, before - after)
+    assert.ok(after < 3 * 100_000 + 1000, `packs hold ${after} bytes for 300 kB live`)
+    for (const b of kept) assert.ok(same(await store.getBlock(b.cid), b.bytes))
+    // appends go on in the new pack; nothing more to reclaim
+    const extra = block(600)
+    await store.putBlock(extra.cid, extra.bytes)
+    assert.deepEqual(await store.compact(), { reclaimedBytes: 0, packsRemoved: 0 })
+    await store.close()
+    const again = new PackBlockstore(location)
+    for (const b of [...kept, extra]) assert.ok(same(await again.getBlock(b.cid), b.bytes))
+    for (const b of dropped) assert.equal(await again.has(b.cid), false)
+    await again.close()
+  })
+
+  it('leaves a pack of small blocks alone when they are all live (record headers count as live)', async () => {
+    const location = path.join(dir, 'small')
+    const store = new PackBlockstore(location)
+    for (let i = 0; i < 20; i++) await store.putBlock(block(650 + i, 10).cid, block(650 + i, 10).bytes)
+    assert.deepEqual(await store.compact(), { reclaimedBytes: 0, packsRemoved: 0 })
+    assert.deepEqual(await packs(location), ['00000000.pack'])
+    await store.close()
+  })
+
+  it('compaction while blocks are being written loses none of them', async () => {
+    const location = path.join(dir, 'busy')
+    const store = new PackBlockstore(location)
+    const old = Array.from({ length: 10 }, (_, i) => block(700 + i, 50_000))
+    for (const b of old) await store.putBlock(b.cid, b.bytes)
+    for (const b of old.slice(2)) await store.delete(b.cid)
+    const fresh = Array.from({ length: 20 }, (_, i) => block(800 + i, 50_000))
+    const writes = Promise.all(fresh.map(async b => await store.putBlock(b.cid, b.bytes)))
+    const reads = Promise.all(old.slice(0, 2).map(async b => same(await store.getBlock(b.cid), b.bytes)))
+    await store.compact()
+    await writes
+    assert.deepEqual(await reads, [true, true])
+    await store.compact()
+    await store.close()
+    const again = new PackBlockstore(location)
+    for (const b of [...old.slice(0, 2), ...fresh]) assert.ok(same(await again.getBlock(b.cid), b.bytes))
+    await again.close()
+  })
+
+  it('a block found damaged is dropped from the index for good, so the next put stores it again', async () => {
+    const location = path.join(dir, 'damaged')
+    const first = new PackBlockstore(location)
+    const b = block(900, 50_000)
+    const other = block(901, 50_000)
+    await first.putBlock(b.cid, b.bytes)
+    await first.putBlock(other.cid, other.bytes)
+    await damageBlock(first, b.cid)
+    await first.close()
+
+    // a new process knows nothing of the damage until it reads the block
+    const second = new PackBlockstore(location)
+    assert.equal(await second.has(b.cid), true)
+    await assert.rejects(second.getBlock(b.cid), { name: 'ContentVerificationError' })
+    await assert.rejects(second.getBlock(b.cid), { name: 'ContentVerificationError', message: /dropped from the index/ })
+    assert.equal(await second.has(b.cid), false)
+    await second.close()
+
+    // the next process: not here, so a put writes it (an `ipfs add` of the same file repairs it)
+    const third = new PackBlockstore(location)
+    assert.equal(await third.has(b.cid), false)
+    await assert.rejects(third.getBlock(b.cid), { name: 'NotFoundError' })
+    await third.putBlock(b.cid, b.bytes)
+    assert.ok(same(await third.getBlock(b.cid), b.bytes))
+    assert.ok(same(await third.getBlock(other.cid), other.bytes))
+    // the damaged copy is garbage that compaction gives back
+    const before = await packBytes(location)
+    const { reclaimedBytes } = await third.compact({ minLiveRatio: 0.9 })
+    assert.ok(reclaimedBytes >= 50_000)
+    assert.equal(await packBytes(location), before - reclaimedBytes)
+    assert.ok(same(await third.getBlock(b.cid), b.bytes))
+    await third.close()
   })
 
   it('opens itself on first use, and refuses use after close', async () => {

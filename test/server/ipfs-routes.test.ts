@@ -24,6 +24,11 @@ describe('IPFS HTTP routes', () => {
     await store.put(HELLO)
     big = await store.put(seededBytes(TWO_LEVEL_SIZE, 42))
   })
+  async function pinCount (): Promise<number> {
+    let n = 0
+    for await (const _ of store.pins()) n++
+    return n
+  }
   after(async () => {
     await server.close()
     await store.stop()
@@ -84,6 +89,56 @@ describe('IPFS HTTP routes', () => {
       assert.equal((await server.app.inject({ url: `/ipfs/${root.toString()}/nope.txt` })).statusCode, 404)
     })
 
+    it('a path below a file is a 404, as Kubo\'s "no link named": never the file\'s bytes', async () => {
+      const folder = path.join(dir, 'below-file')
+      await mkdir(path.join(folder, 'sub'), { recursive: true })
+      await writeFile(path.join(folder, 'a'), HELLO)
+      await writeFile(path.join(folder, 'empty'), '')
+      await writeFile(path.join(folder, 'sub', 'b'), HELLO)
+      const root = (await store.addDirectory(folder)).toString()
+      for (const p of ['a/b', 'empty/x', 'a/b/c', 'sub/b/x']) {
+        for (const format of ['', '?format=raw', '?format=car']) {
+          const res = await server.app.inject({ url: `/ipfs/${root}/${p}${format}` })
+          assert.equal(res.statusCode, 404, `${p}${format}: ${res.body}`)
+          assert.equal(res.json().error.name, 'NotFoundError')
+        }
+      }
+      assert.equal((await server.app.inject({ url: `/ipfs/${root}/sub/b` })).body, 'hello world\n')
+    })
+
+    it('serves non-ASCII names, with X-Ipfs-Path percent-encoded (over a socket, where headers are checked)', async () => {
+      const folder = path.join(dir, 'unicode')
+      await mkdir(folder, { recursive: true })
+      await writeFile(path.join(folder, 'ünï☃ x.txt'), HELLO)
+      const root = (await store.addDirectory(folder)).toString()
+      const encoded = encodeURIComponent('ünï☃ x.txt')
+      for (const format of ['', '?format=raw', '?format=car']) {
+        const res = await fetch(`${server.url}/ipfs/${root}/${encoded}${format}`)
+        assert.equal(res.status, 200, `${format}: ${await res.clone().text()}`)
+        assert.equal(res.headers.get('x-ipfs-path'), `/ipfs/${root}/${encoded}`)
+        if (format === '') assert.equal(await res.text(), 'hello world\n')
+        else await res.arrayBuffer()
+      }
+    })
+
+    it('a wrong method is 405 with Allow; unknown routes 404; every error in the documented shape', async () => {
+      for (const method of ['POST', 'PUT', 'DELETE'] as const) {
+        const res = await server.app.inject({ method, url: `/ipfs/${HELLO_V0}` })
+        assert.equal(res.statusCode, 405, method)
+        assert.equal(res.headers.allow, 'GET, HEAD')
+        assert.equal(res.json().error.name, 'MethodNotAllowed')
+        assert.match(res.json().error.message, new RegExp(`method ${method} is not allowed`))
+      }
+      const unknown = await server.app.inject({ url: '/nope' })
+      assert.equal(unknown.statusCode, 404)
+      assert.deepEqual(Object.keys(unknown.json().error).sort(), ['message', 'name'])
+      // fastify's own errors (a body it cannot parse) come out in the same shape
+      const badJson = await server.app.inject({ method: 'POST', url: `/ipfs/${HELLO_V0}`, headers: { 'content-type': 'application/json' }, payload: '{nope' })
+      assert.equal(badJson.statusCode, 400)
+      assert.equal(badJson.json().error.name, 'ValidationError')
+      assert.equal(badJson.json().statusCode, undefined)
+    })
+
     it('bad input is 400, missing content 404, with a JSON error and no stack', async () => {
       const bad = await server.app.inject({ url: '/ipfs/not-a-cid' })
       assert.equal(bad.statusCode, 400)
@@ -116,6 +171,40 @@ describe('IPFS HTTP routes', () => {
       assert.equal(await store.isPinned(put), true)
       assert.match((await ipfs.id()).id.toString(), /^12D3Koo/)
       assert.match((await ipfs.version()).version, /ipfs-accelerate/)
+    })
+
+    it('a wrong method on a command is 405 (as Kubo), in Kubo\'s error shape', async () => {
+      for (const [method, command] of [['GET', 'add'], ['GET', 'cat'], ['PUT', 'block/put'], ['GET', 'version']] as const) {
+        const res = await server.app.inject({ method, url: `/api/v0/${command}?arg=${HELLO_V0}` })
+        assert.equal(res.statusCode, 405, `${method} ${command}`)
+        assert.equal(res.headers.allow, 'POST')
+        assert.equal(res.json().Type, 'error')
+        assert.match(res.json().Message, /not allowed/)
+      }
+    })
+
+    it('a malformed multipart body to add or block/put is a 400 that says why, and nothing is pinned', async () => {
+      const pinsBefore = await pinCount()
+      const part = (name: string, body: string): string =>
+        `--XX\r\nContent-Disposition: form-data; name="file"; filename="${name}"\r\nContent-Type: application/octet-stream\r\n\r\n${body}`
+      let manyParts = ''
+      for (let i = 0; i < 20_001; i++) manyParts += `--XX\r\nContent-Disposition: form-data; name="f${i}"\r\n\r\nv\r\n`
+      const cases: Array<[string, string, string, RegExp]> = [
+        ['no boundary', 'multipart/form-data', part('f', 'hello\r\n--XX--\r\n'), /malformed multipart.*[Bb]oundary/],
+        ['empty boundary', 'multipart/form-data; boundary=', 'garbage', /malformed multipart/],
+        ['cut body', 'multipart/form-data; boundary=XX', part('f', 'a body cut before its closing boundary'), /malformed multipart/],
+        ['too many parts', 'multipart/form-data; boundary=XX', manyParts + '--XX--\r\n', /more than 20000 parts/],
+        ['bad file name', 'multipart/form-data; boundary=XX', part('%E0%A4%A', 'hello\r\n--XX--\r\n'), /not valid percent-encoding/]
+      ]
+      for (const [what, type, payload, message] of cases) {
+        for (const command of what === 'bad file name' || what === 'too many parts' ? ['add'] : ['add', 'block/put']) {
+          const res = await server.app.inject({ method: 'POST', url: `/api/v0/${command}`, headers: { 'content-type': type }, payload })
+          assert.equal(res.statusCode, 400, `${command} ${what}: ${res.body}`)
+          assert.equal(res.json().Type, 'error')
+          assert.match(res.json().Message, message, `${command} ${what}`)
+        }
+      }
+      assert.equal(await pinCount(), pinsBefore, 'nothing pinned from a bad upload')
     })
 
     it('refuses layouts it cannot reproduce, and says "not found" as Kubo does', async () => {

@@ -4,27 +4,30 @@
  *   ipfs add <file|dir|->      prints the root CID (folders as UnixFS directories, files streamed)
  *   ipfs cat <cid[/path]>      streams a file to stdout
  *   ipfs get <cid[/path]> -o   writes a file or folder (atomically: complete or not at all)
- *   ipfs pin <cid> | pin add <cid> | pin ls | pin rm <cid>
+ *   ipfs pin <cid[/path]> | pin add <cid[/path]> | pin ls | pin rm <cid>
  *   ipfs gc                    removes blocks no pin holds
  *
  * Every command opens the store on `--repo`, else the config's `ipfs.repo`, else the default repository,
- * and stops it before returning. CIDs are parsed before the store is opened, so a bad one is a
- * ValidationError (exit code 2) with no I/O done.
+ * and stops it before returning. Commands that read content (cat, get, pin, models pull) go through the
+ * ContentRouter built from the config, as the API does: the embedded store first, then `ipfs.local_node`
+ * and `ipfs.gateway` (blocks fetched are verified and kept in the embedded store). CIDs are parsed before
+ * the store is opened, so a bad one is a ValidationError (exit code 2) with no I/O done.
  */
 import { once } from 'node:events'
-import { existsSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import path from 'node:path'
 import type { Command } from 'commander'
-import { ValidationError } from '../../errors.js'
-import { resolveConfig } from '../../config/resolve.js'
+import type { CID } from 'multiformats/cid'
+import { NotFoundError, ValidationError } from '../../errors.js'
 import { formatBytes } from '../../config/units.js'
 import type { ResolvedConfig } from '../../config/schema.js'
-import { parseCid, parseIpfsPath } from '../../content/cid.js'
+import { parseIpfsPath } from '../../content/cid.js'
+import { ContentRouter } from '../../content/content-router.js'
 import { HeliaStore, defaultRepoPath } from '../../content/helia-store.js'
-import { exportUnixfs } from '../../content/unixfs-export.js'
+import { checkDestination, exportUnixfs } from '../../content/unixfs-export.js'
 import type { TransferProgress } from '../../content/content-store.js'
 import type { CidVersion } from '../../content/unixfs-layout.js'
+import { cliConfig } from '../config-option.js'
 import { createProgressReporter, type ProgressReporter } from '../progress-bar.js'
 
 /** `--cid-version`: 0 or 1, else a ValidationError (exit code 2). */
@@ -32,12 +35,6 @@ export function parseCidVersion (value: string): CidVersion {
   if (value === '0') return 0
   if (value === '1') return 1
   throw ValidationError.field('cid-version', `expected 0 or 1, got ${JSON.stringify(value)}`)
-}
-
-/** The config the CLI runs with (`--config`, `IPFS_ACCELERATE_*` variables, defaults). */
-export function cliConfig (command: Command): ResolvedConfig {
-  const globals = command.optsWithGlobals() as { config?: string }
-  return resolveConfig({}, globals.config === undefined ? {} : { configFile: globals.config })
 }
 
 /**
@@ -57,6 +54,24 @@ export async function withStore<T> (command: Command, fn: (store: HeliaStore, co
     process.removeListener('SIGINT', onInterrupt)
     await store.stop()
   }
+}
+
+/**
+ * Runs `fn` with the ContentRouter of the config's `ipfs` section over the store `withStore` opens: reads
+ * try the embedded store, then `ipfs.local_node`, the local gateway and `ipfs.gateway`, as the API's do.
+ */
+export async function withContent<T> (command: Command, fn: (router: ContentRouter, config: ResolvedConfig, signal: AbortSignal) => Promise<T>): Promise<T> {
+  return await withStore(command, async (store, config, signal) => {
+    const router = await ContentRouter.create({ config: config.ipfs, helia: store })
+    return await fn(router, config, signal)
+  })
+}
+
+/** True when `cid` is itself a pinned root (CIDv0 and CIDv1 of one DAG are one pin), not a block under one. */
+export async function isPinnedRoot (store: HeliaStore, cid: CID, signal?: AbortSignal): Promise<boolean> {
+  const wanted = cid.toV1()
+  for await (const root of store.pins({ signal })) if (root.toV1().equals(wanted)) return true
+  return false
 }
 
 /**
@@ -119,17 +134,16 @@ export function registerIpfs (program: Command): void {
     .description('write a file\'s content to stdout')
     .argument('<cid>', 'CID, <cid>/path, ipfs://<cid>[/path] or /ipfs/<cid>[/path]')
     .action(async (address: string, _opts: unknown, command: Command) => {
-      const { cid, path: inner } = parseIpfsPath(address)
-      await withStore(command, async (store, _config, interrupt) => {
+      parseIpfsPath(address) // a ValidationError before the store is opened
+      await withContent(command, async (router, _config, interrupt) => {
         // A reader that goes away (`| head`) ends the cat quietly, as it does for Kubo.
         const closed = new AbortController()
         const onError = (err: NodeJS.ErrnoException): void => { if (err.code === 'EPIPE') closed.abort() }
         process.stdout.on('error', onError)
         const signal = AbortSignal.any([interrupt, closed.signal])
-        const target = await store.resolve(cid, inner, { signal })
         const reporter = progressReporter(false)
         try {
-          for await (const chunk of store.cat(target, { signal, onProgress: byteProgress(reporter, address) })) await writeOut(chunk, signal)
+          for await (const chunk of router.cat(address, { signal, onProgress: byteProgress(reporter, address) })) await writeOut(chunk, signal)
         } catch (err) {
           if (!closed.signal.aborted) throw err
         } finally {
@@ -146,12 +160,13 @@ export function registerIpfs (program: Command): void {
     .action(async (address: string, opts: { output?: string }, command: Command) => {
       const { cid, path: inner } = parseIpfsPath(address)
       const output = path.resolve(opts.output ?? (inner === '' ? cid.toString() : inner.split('/').at(-1) as string))
-      if (existsSync(output)) throw ValidationError.field('output', `${output} already exists`, { file: output })
-      await withStore(command, async (store, _config, signal) => {
-        const target = await store.resolve(cid, inner, { signal })
+      checkDestination(output)
+      await withContent(command, async (router, _config, signal) => {
+        // with network stores configured, the DAG is made local first (one CAR from a gateway), then written
+        const target = router.stores.length > 1 ? await router.fetchAll(address, { signal }) : await router.helia.resolve(cid, inner, { signal })
         const reporter = progressReporter(true)
         try {
-          await exportUnixfs(store, target, output, { signal, label: address, onProgress: reporter?.onProgress })
+          await exportUnixfs(router.helia, target, output, { signal, label: address, onProgress: reporter?.onProgress })
         } finally {
           reporter?.stop()
         }
@@ -160,14 +175,14 @@ export function registerIpfs (program: Command): void {
     })
 
   const pin = repoOption(ipfs.command('pin'))
-    .description('pin content already in the store (keeps it through gc); see also pin ls, pin rm')
-    .argument('<cid>', 'CID to pin')
+    .description('pin content (fetched first through the configured stores when not here; kept through gc); see also pin ls, pin rm')
+    .argument('<cid>', 'CID or <cid>/path to pin (a path pins what it names)')
     .action(async (value: string, _opts: unknown, command: Command) => {
       await pinCommand(value, command)
     })
   repoOption(pin.command('add'))
-    .description('pin content already in the store')
-    .argument('<cid>', 'CID to pin')
+    .description('pin content (fetched first through the configured stores when not here)')
+    .argument('<cid>', 'CID or <cid>/path to pin (a path pins what it names)')
     .action(async (value: string, _opts: unknown, command: Command) => {
       await pinCommand(value, command)
     })
@@ -180,12 +195,20 @@ export function registerIpfs (program: Command): void {
     })
   repoOption(pin.command('rm'))
     .description('remove a pin (its blocks go at the next gc unless another pin holds them)')
-    .argument('<cid>', 'CID to unpin')
+    .argument('<cid>', 'pinned root CID to unpin (see pin ls)')
     .action(async (value: string, _opts: unknown, command: Command) => {
-      const cid = parseCid(value)
+      const { cid, path: inner } = parseIpfsPath(value)
       await withStore(command, async (store, _config, signal) => {
-        await store.unpin(cid, { signal })
-        process.stdout.write(`unpinned ${cid.toString()}\n`)
+        // As Kubo, only roots are unpinned: a path is accepted only when it names a pinned root itself.
+        const target = inner === '' ? cid : await store.resolve(cid, inner, { signal })
+        if (!(await isPinnedRoot(store, target, signal))) {
+          if (inner !== '') {
+            throw ValidationError.field('cid', `${value} names ${target.toString()}, which is not pinned itself: pin rm takes a pinned root CID (see ipfs pin ls)`, { cid: cid.toString(), path: inner })
+          }
+          throw new NotFoundError(`${cid.toString()} is not pinned or pinned indirectly (pin rm takes a pinned root CID, see ipfs pin ls)`, { context: { cid: cid.toString() } })
+        }
+        await store.unpin(target, { signal })
+        process.stdout.write(`unpinned ${target.toString()}\n`)
       })
     })
 
@@ -193,17 +216,24 @@ export function registerIpfs (program: Command): void {
     .description('remove every block no pin holds')
     .action(async (_opts: unknown, command: Command) => {
       await withStore(command, async (store, _config, signal) => {
-        const { removed, reclaimedBytes } = await store.gc({ signal })
+        const { removed, reclaimedBytes, unreadable } = await store.gc({ signal })
         const reclaimed = reclaimedBytes > 0 ? `, reclaimed ${formatBytes(reclaimedBytes)}` : ''
         process.stdout.write(`removed ${removed} block${removed === 1 ? '' : 's'}${reclaimed}\n`)
+        // A pinned block that cannot be read hides what lies below it, so gc removed nothing: say why.
+        for (const u of unreadable) {
+          process.stderr.write(`cannot read block ${u.cid.toString()} under pin ${u.pin.toString()} (${u.reason}): nothing was removed; add that content again (or unpin it), then run gc again\n`)
+        }
+        if (unreadable.length > 0) process.exitCode = 1
       })
     })
 }
 
+/** `pin <cid[/path]>`: pins what the path names (as Kubo), fetching missing blocks through the stores. */
 async function pinCommand (value: string, command: Command): Promise<void> {
-  const cid = parseCid(value)
-  await withStore(command, async (store, _config, signal) => {
-    await store.pin(cid, { signal })
-    process.stdout.write(`pinned ${cid.toString()}\n`)
+  parseIpfsPath(value) // a ValidationError before the store is opened
+  await withContent(command, async (router, _config, signal) => {
+    const target = await router.resolve(value, '', { signal })
+    await router.pin(target, { signal })
+    process.stdout.write(`pinned ${target.toString()}\n`)
   })
 }

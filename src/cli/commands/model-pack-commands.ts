@@ -3,7 +3,8 @@
  *
  *   models publish <folder|id>   a folder, or a hub id / alias (downloaded first), published as a pack;
  *                                prints the CID
- *   models pull <cid>            fetches the pack into the model cache; prints the folder
+ *   models pull <cid>            fetches the pack (through the configured stores, as the API does) into
+ *                                the model cache; prints the folder
  *   models ls [--json]           packs pinned in the store and pulled into the cache
  *
  * The model cache root is `--cache-dir`, else `resources.models[…].cache_dir` of an entry naming the
@@ -15,12 +16,13 @@ import type { Command } from 'commander'
 import type { CID } from 'multiformats/cid'
 import { ValidationError } from '../../errors.js'
 import type { ModelConfig, ResolvedConfig } from '../../config/schema.js'
-import { parseCid } from '../../content/cid.js'
-import { defaultPackCacheDir, listModels, publishModel, pullModel, type ModelPackEntry } from '../../content/model-pack.js'
+import { parseCid, parseIpfsPath } from '../../content/cid.js'
+import { defaultPackCacheDir, isPulled, listModels, publishModel, pullModel, type ModelPackEntry } from '../../content/model-pack.js'
+import { checkFolderPath } from '../../content/unixfs-export.js'
 import { downloadModel } from '../../models/hub-download.js'
 import { expandHome, modelSource, parseModelReference } from '../../models/model-reference.js'
 import { formatBytes } from '../../config/units.js'
-import { parseCidVersion, progressReporter, repoOption, withStore } from './ipfs.js'
+import { parseCidVersion, progressReporter, repoOption, withContent, withStore } from './ipfs.js'
 import type { CidVersion } from '../../content/unixfs-layout.js'
 
 /** The model cache root for a model whose config entry is `entry` (see the module comment). */
@@ -117,11 +119,20 @@ export function registerModelPackCommands (models: Command): void {
     .description('fetch a model pack into the local model cache (verified, atomic), pin it and print its folder')
     .argument('<cid>', 'pack CID, ipfs://<cid> or /ipfs/<cid>')
     .action(async (value: string, opts: { cacheDir?: string }, command: Command) => {
-      const cid = parseCid(value)
-      await withStore(command, async (store, config, signal) => {
+      const { cid, path: inner } = parseIpfsPath(value)
+      if (inner !== '') {
+        throw ValidationError.field('cid', `a model pack is named by its root CID, not a path inside it: ${JSON.stringify(value)} (pull ${cid.toString()})`, { cid: cid.toString(), path: inner })
+      }
+      if (opts.cacheDir !== undefined) checkFolderPath(opts.cacheDir, 'cache-dir')
+      await withContent(command, async (router, config, signal) => {
+        const cacheDir = cacheDirFor(config, opts.cacheDir, entryForCid(config, cid))
+        checkFolderPath(cacheDir, 'cache-dir')
         const reporter = progressReporter(true)
         try {
-          const pulled = await pullModel(store, cid, { cacheDir: cacheDirFor(config, opts.cacheDir, entryForCid(config, cid)), signal, onProgress: reporter?.onProgress })
+          // the pull exports from the embedded store: blocks it lacks come through the other stores first
+          // (one CAR from a gateway), not pinned until the pack is complete and checked
+          if (router.stores.length > 1 && isPulled(cid, cacheDir) === undefined) await router.fetchAll(cid, { signal })
+          const pulled = await pullModel(router.helia, cid, { cacheDir, signal, onProgress: reporter?.onProgress })
           reporter?.stop()
           process.stdout.write(`${pulled.dir}\n`)
         } finally {
