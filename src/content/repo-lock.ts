@@ -6,12 +6,15 @@
  * boot id (Linux; absent elsewhere). A pid alone is not an identity: pids are reused (after a reboot, in
  * a container where every run is pid 1), so a lock is taken over when its process is gone, or when the
  * process now running under that pid is another one (its start time or boot id differ). Where /proc is
- * missing, a running pid counts as the owner. `host` is recorded for people reading the file only: a
+ * missing, a running pid counts as the owner. A lock naming this very process is live only if this
+ * process holds it now (kept in memory), whatever the platform: otherwise it is a leftover of an earlier
+ * process that had the same pid. The lock file is created with its content in one step (a hard link of
+ * a written temporary file), so nobody ever reads it empty. `host` is recorded for people reading the file only: a
  * container gets a new host name on every start, and a repository shared between machines (a network
  * file system) is not supported, since only local processes can be checked.
  *
  * A lock in the older format (`<pid> <token>`, no start time) is taken over when its pid is not running,
- * is this process (which would have written the new format), or runs another program than this one
+ * is this process (and not held by it), or runs another program than this one
  * (/proc/<pid>/comm differs: pid 1 of a machine is init, not node).
  */
 import { readFileSync } from 'node:fs'
@@ -78,8 +81,14 @@ function parseLock (text: string): LockRecord | undefined {
   return Number.isInteger(pid) && pid > 0 ? { pid } : undefined
 }
 
+/** The lock files' contents this process holds now (one per repository it has open). */
+const heldHere = new Set<string>()
+
 /** Whether the lock's owner may still be running (so the lock must be respected). */
-function ownerLive (lock: LockRecord): boolean {
+function ownerLive (lock: LockRecord, text: string): boolean {
+  // Our own pid: we know exactly which locks we hold; any other naming us is a leftover of an earlier
+  // process that had our pid (a container's pid 1), on every platform.
+  if (lock.pid === process.pid) return heldHere.has(text)
   if (!processAlive(lock.pid)) return false
   const now = processIdentity(lock.pid)
   if (lock.start !== undefined) {
@@ -87,7 +96,6 @@ function ownerLive (lock: LockRecord): boolean {
     return now === undefined || (now.start === lock.start && now.boot === lock.boot)
   }
   // older format: no start time recorded
-  if (lock.pid === process.pid) return false
   const comm = readProc(`/proc/${lock.pid}/comm`)
   const ours = readProc('/proc/self/comm')
   return comm === undefined || ours === undefined || comm === ours
@@ -111,18 +119,17 @@ export async function lockRepo (repo: string): Promise<() => Promise<void>> {
     token: `${Date.now()}-${Math.random().toString(36).slice(2)}`
   }) + '\n'
   for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      await fs.writeFile(file, token, { flag: 'wx' })
+    if (await createWithContent(file, token)) {
+      heldHere.add(token)
       return async () => {
+        heldHere.delete(token)
         const current = await fs.readFile(file, 'utf8').catch(() => '')
         if (current === token) await fs.rm(file, { force: true })
       }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
     }
     const holder = await fs.readFile(file, 'utf8').catch(() => '')
     const lock = parseLock(holder)
-    if (lock !== undefined && ownerLive(lock)) {
+    if (lock !== undefined && ownerLive(lock, holder)) {
       const who = lock.pid === process.pid ? 'another HeliaStore in this process' : `process ${lock.pid}`
       throw ValidationError.field('ipfs.repo', `repository ${repo} is in use by ${who} (stop it first, or use another repo; if it is not running, delete ${file})`, { file, pid: lock.pid })
     }
@@ -131,4 +138,30 @@ export async function lockRepo (repo: string): Promise<() => Promise<void>> {
     if (again === holder) await fs.rm(file, { force: true })
   }
   throw ValidationError.field('ipfs.repo', `could not lock repository ${repo}`, { file })
+}
+
+/**
+ * Creates `file` holding `content`, or returns false when it exists. The content is written to a
+ * temporary file first and hard-linked into place, so no other process ever reads the lock empty (an
+ * empty lock would look stale and be removed); where hard links are not supported, `wx` is used.
+ */
+async function createWithContent (file: string, content: string): Promise<boolean> {
+  const temp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`
+  await fs.writeFile(temp, content)
+  try {
+    await fs.link(temp, file)
+    return true
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EEXIST') return false
+    try {
+      await fs.writeFile(file, content, { flag: 'wx' })
+      return true
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false
+      throw e
+    }
+  } finally {
+    await fs.rm(temp, { force: true })
+  }
 }

@@ -88,9 +88,16 @@ export function errorBody (err: unknown): { error: { name: string, message: stri
   return { error: { name: publicName(err), message: publicMessage(err) } }
 }
 
-/** Drops every header a success may have set (one may be what failed to send); keeps `Allow`. */
+/**
+ * Headers these routes set for a success: dropped before an error is sent (one may be what failed to
+ * send). Headers the host server set (CORS from `@fastify/cors`, say) stay, so browsers can still read
+ * the error.
+ */
+const SUCCESS_HEADERS = ['cache-control', 'content-disposition', 'content-length', 'content-type', 'etag',
+  'x-chunked-output', 'x-content-length', 'x-content-type-options', 'x-ipfs-path', 'x-ipfs-roots', 'x-stream-output']
+
 function clearHeaders (reply: FastifyReply): void {
-  for (const name of Object.keys(reply.getHeaders())) if (name !== 'allow') reply.removeHeader(name)
+  for (const name of SUCCESS_HEADERS) reply.removeHeader(name)
 }
 
 /** Sends `err` as `{ error: { name, message } }` (what the gateway and the standalone server answer). */

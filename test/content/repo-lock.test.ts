@@ -2,7 +2,7 @@ import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm, readFile, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, readFile, readdir, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { LOCK_FILE, lockRepo, processIdentity } from '../../src/content/repo-lock.js'
@@ -48,6 +48,21 @@ describe('repository lock', () => {
     await release()
     assert.equal(existsSync(path.join(repo, LOCK_FILE)), false)
     await (await lockRepo(repo))()
+  })
+
+  it('a lock naming this process is live only while this process holds it (any platform)', async () => {
+    // As written where /proc is missing (no start time): held by us, a second store is refused ...
+    const repo = path.join(dir, 'same-process')
+    const release = await lockRepo(repo)
+    await assert.rejects(lockRepo(repo), (err: unknown) => err instanceof ValidationError && /another HeliaStore in this process/.test(err.message))
+    await release()
+    // ... and left behind by an earlier process that had our pid, it is taken over.
+    const leftover = await repoWithLock('leftover-own-pid', JSON.stringify({ pid: process.pid, host: 'h', token: 't' }) + '\n')
+    const taken = await lockRepo(leftover)
+    assert.match(await readFile(path.join(leftover, LOCK_FILE), 'utf8'), new RegExp(`"pid":${process.pid}`))
+    await taken()
+    // nothing but the lock itself is left in the folder (the temporary file used to create it is gone)
+    assert.deepEqual((await readdir(leftover)).filter(n => n.includes('.tmp')), [])
   })
 
   it('respects a live holder whose identity matches', { skip: !linux && 'needs /proc' }, async () => {

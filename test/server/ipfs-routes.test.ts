@@ -8,7 +8,9 @@ import { create } from 'kubo-rpc-client'
 import { CID } from 'multiformats/cid'
 import { HeliaStore } from '../../src/content/helia-store.js'
 import { verifyBlock } from '../../src/content/cid.js'
+import Fastify from 'fastify'
 import { createIpfsServer, type IpfsServer } from '../../src/server/create-ipfs-server.js'
+import { registerGatewayRoutes } from '../../src/server/ipfs-routes.js'
 import { HELLO, HELLO_V0, HELLO_V1, TWO_LEVEL_SIZE, missingCid } from '../content/store-compliance.js'
 import { seededBytes } from '../content/seeded-bytes.js'
 
@@ -137,6 +139,24 @@ describe('IPFS HTTP routes', () => {
       assert.equal(badJson.statusCode, 400)
       assert.equal(badJson.json().error.name, 'ValidationError')
       assert.equal(badJson.json().statusCode, undefined)
+    })
+
+    it('errors keep the headers the host server set (CORS), and drop only those of a success', async () => {
+      const host = Fastify()
+      host.addHook('onRequest', async (_req, reply) => { reply.header('access-control-allow-origin', '*') })
+      registerGatewayRoutes(host, { blockstore: store.blockstore, store })
+      try {
+        for (const url of [`/ipfs/${HELLO_V0}`, `/ipfs/${missingCid().toString()}`, '/ipfs/not-a-cid']) {
+          const res = await host.inject({ url })
+          assert.equal(res.headers['access-control-allow-origin'], '*', url)
+          if (res.statusCode >= 400) {
+            assert.equal(res.headers.etag, undefined, url)
+            assert.equal(res.headers['cache-control'], 'no-store', url)
+          }
+        }
+      } finally {
+        await host.close()
+      }
     })
 
     it('bad input is 400, missing content 404, with a JSON error and no stack', async () => {
