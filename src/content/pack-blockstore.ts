@@ -89,7 +89,11 @@ function recordBytes (key: string, loc: Location): number {
   return RECORD_HEADER + Math.floor((key.length - 1) * 5 / 8) + loc.length
 }
 
-/** Open pack handles with reference counts, so a pack retired by compaction closes after its last read. */
+/**
+ * Open pack handles with reference counts, so a pack retired by compaction closes after its last read.
+ * At most `limit` handles stay open while idle; a handle in use is never closed, so when more packs than
+ * that are read at once the cache grows past it for the while and shrinks as their reads end.
+ */
 class HandleCache {
   private readonly open = new Map<number, { handle: Promise<fs.FileHandle>, users: number, retired: boolean }>()
 
@@ -98,25 +102,31 @@ class HandleCache {
   async use<T> (pack: number, fn: (handle: fs.FileHandle) => Promise<T>): Promise<T> {
     let entry = this.open.get(pack)
     if (entry === undefined || entry.retired) {
-      entry = { handle: fs.open(path.join(this.dir, packName(pack)), 'r'), users: 0, retired: false }
-      entry.handle.catch(() => this.open.delete(pack))
-      this.open.set(pack, entry)
-      this.evict()
+      const created = { handle: fs.open(path.join(this.dir, packName(pack)), 'r'), users: 0, retired: false }
+      created.handle.catch(() => { if (this.open.get(pack) === created) this.open.delete(pack) })
+      this.open.set(pack, created)
+      entry = created
     } else {
       // most recently used last
       this.open.delete(pack)
       this.open.set(pack, entry)
     }
     const held = entry
+    // counted before anything is evicted: the handle being handed out is busy, never the one closed
     held.users++
+    this.evict()
     try {
       return await fn(await held.handle)
     } finally {
       held.users--
-      if (held.retired && held.users === 0) await (await held.handle).close().catch(() => {})
+      if (held.users === 0) {
+        if (held.retired) await held.handle.then(async h => await h.close()).catch(() => {})
+        else this.evict() // back to the bound if busy handles pushed the cache past it
+      }
     }
   }
 
+  /** Closes the least recently used idle handles while more than `limit` are open. */
   private evict (): void {
     for (const [pack, entry] of this.open) {
       if (this.open.size <= this.limit) return
@@ -163,6 +173,12 @@ export class PackBlockstore implements Blockstore {
   private active = -1
   private activeSize = 0
   private activeHandle: Promise<fs.FileHandle> | undefined
+  /**
+   * Work under way per pack: appends, from the reservation of their range until their index record is
+   * set (or they fail), and reads through the append handle. Only the active pack takes new work, so a
+   * pack's set only shrinks once the pack is sealed (see `settled`).
+   */
+  private readonly inFlight = new Map<number, Set<Promise<unknown>>>()
   private rolling: Promise<void> = Promise.resolve()
   private opened = false
   private opening: Promise<void> | undefined
@@ -219,19 +235,43 @@ export class PackBlockstore implements Blockstore {
     this.opened = true
   }
 
+  /** Seals the active pack (it takes no more appends) and starts appending to `pack`. */
   private startPack (pack: number): void {
     const previous = this.activeHandle
+    const sealed = this.active
     this.active = pack
     this.activeSize = 0
     this.sizes.set(pack, 0)
     this.activeHandle = fs.open(path.join(this.path, packName(pack)), 'wx+')
     if (previous !== undefined) {
-      // close the old pack for appends once its writes are done
+      // close the old pack's append handle once its appends (compaction's copies too) and reads through it are done
       this.rolling = this.rolling.then(async () => {
-        await Promise.allSettled(this.writing.values())
+        await this.settled(sealed)
         await (await previous).close()
       }).catch(() => {})
     }
+  }
+
+  /** Runs `work` as work under way on `pack` (see `inFlight`). */
+  private async track<T> (pack: number, work: Promise<T>): Promise<T> {
+    let set = this.inFlight.get(pack)
+    if (set === undefined) this.inFlight.set(pack, set = new Set())
+    const own = set
+    own.add(work)
+    const done = (): void => {
+      own.delete(work)
+      if (own.size === 0 && this.inFlight.get(pack) === own) this.inFlight.delete(pack)
+    }
+    work.then(done, done)
+    return await work
+  }
+
+  /**
+   * Resolves once no work is under way on `pack`: its appends are in the index or failed. Ends for a
+   * sealed pack (no new work can start on it); on the active pack it could wait as long as appends go on.
+   */
+  private async settled (pack: number): Promise<void> {
+    for (let set = this.inFlight.get(pack); set !== undefined; set = this.inFlight.get(pack)) await Promise.allSettled([...set])
   }
 
   async close (): Promise<void> {
@@ -241,6 +281,7 @@ export class PackBlockstore implements Blockstore {
     await this.compacting
     this.opened = false
     await Promise.allSettled(this.writing.values())
+    await Promise.allSettled([...this.inFlight.keys()].map(async pack => await this.settled(pack)))
     await this.rolling
     const h = await this.activeHandle?.catch(() => undefined)
     await h?.sync().catch(() => {})
@@ -290,7 +331,7 @@ export class PackBlockstore implements Blockstore {
    * index value being moved (compaction); when the index no longer holds it by the time the copy is
    * written (the block was deleted or written again meanwhile), the copy is left as garbage.
    */
-  private async append (key: string, cid: CID, block: Uint8Array | Uint8Array[], replacing?: Uint8Array): Promise<number> {
+  private async append (key: string, cid: CID, block: Uint8Array | Uint8Array[], replacing?: Uint8Array): Promise<{ pack: number, written: number }> {
     if (!this.opened) throw new Error(`PackBlockstore ${this.path} is not open`)
     const parts = Array.isArray(block) ? block : [block]
     const length = parts.reduce((sum, p) => sum + p.byteLength, 0)
@@ -301,19 +342,23 @@ export class PackBlockstore implements Blockstore {
     header.writeUInt32LE(length, 2)
     header.set(mh, RECORD_HEADER)
     if (this.activeSize > 0 && this.activeSize + header.byteLength + length > this.packSize) this.startPack(this.active + 1)
-    // reserve the range now (synchronously), write it whenever the thread pool gets to it
+    // reserve the range now (synchronously), write it whenever the thread pool gets to it; the pack
+    // counts the append as under way from here until its index record is set
     const pack = this.active
+    const handle = this.activeHandle as Promise<fs.FileHandle>
     const at = this.activeSize
-    this.activeSize += header.byteLength + length
-    this.sizes.set(pack, this.activeSize)
-    await this.writer.write(this.activeHandle as Promise<fs.FileHandle>, at, [header, ...parts])
     const written = header.byteLength + length
-    if (replacing !== undefined && this.index.get(key) !== replacing) return written
-    this.dropKey(key) // a block moved by compact(): the old copy is garbage
-    this.corrupted.delete(key)
-    this.index.set(key, encodeLocation({ pack, offset: at + header.byteLength, length }))
-    this.live.set(pack, (this.live.get(pack) ?? 0) + written)
-    return written
+    this.activeSize += written
+    this.sizes.set(pack, this.activeSize)
+    return await this.track(pack, (async () => {
+      await this.writer.write(handle, at, [header, ...parts])
+      if (replacing !== undefined && this.index.get(key) !== replacing) return { pack, written }
+      this.dropKey(key) // a block moved by compact(): the old copy is garbage
+      this.corrupted.delete(key)
+      this.index.set(key, encodeLocation({ pack, offset: at + header.byteLength, length }))
+      this.live.set(pack, (this.live.get(pack) ?? 0) + written)
+      return { pack, written }
+    })())
   }
 
   async * putMany (source: Iterable<InputPair> | AsyncIterable<InputPair>, options?: AbortOptions): AsyncGenerator<CID> {
@@ -325,7 +370,7 @@ export class PackBlockstore implements Blockstore {
     throwIfAborted(options?.signal, 'get')
     await this.ready()
     const key = keyOf(cid)
-    for (let attempt = 0; ; attempt++) {
+    for (;;) {
       const inFlight = this.writing.get(key)
       if (inFlight !== undefined) await inFlight
       const value = this.index.get(key)
@@ -341,7 +386,8 @@ export class PackBlockstore implements Blockstore {
         read = await this.readAt(loc, bytes)
       } catch (err) {
         // compact() moved the block and deleted its old pack between the lookup and the read: look again
-        if (attempt === 0 && (err as NodeJS.ErrnoException).code === 'ENOENT' && this.index.get(key) !== value) continue
+        // (only when the index changed meanwhile, so each retry follows a newer record)
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && this.index.get(key) !== value) continue
         throw err
       }
       if (read !== loc.length) return await this.corrupt(cid, key, value, `pack ${packName(loc.pack)} ends inside the block`)
@@ -358,10 +404,9 @@ export class PackBlockstore implements Blockstore {
 
   private async readAt (loc: Location, into: Buffer): Promise<number> {
     if (loc.pack === this.active && this.activeHandle !== undefined) {
-      // the pack being appended to: read through its own handle
-      const h = await this.activeHandle
-      const { bytesRead } = await h.read(into, 0, loc.length, loc.offset)
-      return bytesRead
+      // the pack being appended to: read through its own handle, which stays open until the read is done
+      const handle = this.activeHandle
+      return await this.track(loc.pack, (async () => (await (await handle).read(into, 0, loc.length, loc.offset)).bytesRead)())
     }
     return await this.handles.use(loc.pack, async h => (await h.read(into, 0, loc.length, loc.offset)).bytesRead)
   }
@@ -446,9 +491,11 @@ export class PackBlockstore implements Blockstore {
    * Rewrites packs whose live bytes are under `minLiveRatio` of their size (default 0.5) into the active
    * pack and deletes them; packs with nothing live are just deleted. The pack being appended to counts
    * too: when it qualifies it is closed for appends first (appends go on in a new pack), its appends
-   * already under way are waited for, and it is compacted like the others. Crash safety: a block is
-   * copied before its index record is re-pointed, and the copies and the index are fsynced before any
-   * pack is deleted; a crash in between leaves both copies, the old one garbage for the next compaction.
+   * already under way are waited for, and it is compacted like the others. Only packs sealed when it
+   * begins are considered; the packs appends go on in meanwhile (the new one and any it rolls over to)
+   * are left to the next compaction. Crash safety: a block is copied before its index record is
+   * re-pointed, and the copies and the index are fsynced before any pack is deleted; a crash in between
+   * leaves both copies, the old one garbage for the next compaction.
    * Returns the disk space given back: the size of the packs deleted less the bytes copied out of them.
    */
   async compact (options: AbortOptions & { minLiveRatio?: number } = {}): Promise<{ reclaimedBytes: number, packsRemoved: number }> {
@@ -464,34 +511,38 @@ export class PackBlockstore implements Blockstore {
       const live = Math.max(0, this.live.get(pack) ?? 0)
       return live === 0 || live < size * minLive
     }
-    if (this.activeSize > 0 && garbage(this.active, this.activeSize)) {
-      this.startPack(this.active + 1)
-      // appends placed in the old pack reach the index before its records are listed
-      await Promise.allSettled([...this.writing.values()])
-    }
-    const doomed = [...this.sizes].filter(([pack, size]) => pack !== this.active && garbage(pack, size)).map(([pack]) => pack)
+    if (this.activeSize > 0 && garbage(this.active, this.activeSize)) this.startPack(this.active + 1)
+    // Only the packs sealed by now are considered. Appends go on meanwhile, in the active pack and in
+    // any it rolls over to; a pack opened after this point may hold appends not yet in the index (its
+    // live bytes undercount), so it is never judged, copied out of or deleted by this compaction.
+    const sealed = [...this.sizes.keys()].filter(pack => pack !== this.active)
+    // appends placed in a sealed pack reach the index (or fail) before it is judged and its records listed
+    for (const pack of sealed) await this.settled(pack)
+    const doomed = sealed.filter(pack => this.sizes.has(pack) && garbage(pack, this.sizes.get(pack) ?? 0))
     if (doomed.length === 0) return { reclaimedBytes: 0, packsRemoved: 0 }
     const moving = new Map<number, Array<[string, Uint8Array]>>(doomed.map(pack => [pack, []]))
     for (const entry of this.index.entries()) moving.get(decodeLocation(entry[1]).pack)?.push(entry)
 
-    const firstTarget = this.active
+    const targets = new Set<number>()
     const emptied: number[] = []
     let copied = 0
     let reclaimed = 0
     try {
       for (const pack of doomed) {
         throwIfAborted(options.signal, 'compact')
-        for (const [key, value] of moving.get(pack) ?? []) copied += await this.move(key, value)
+        for (const [key, value] of moving.get(pack) ?? []) copied += await this.move(key, value, targets)
         emptied.push(pack)
       }
     } finally {
       if (emptied.length > 0) {
         // the copies and the index records pointing at them are on disk before their old packs go
-        await this.syncPacksFrom(firstTarget)
+        await this.syncPacks(targets)
         await this.index.sync()
         for (const pack of emptied) {
-          this.handles.retire(pack)
           await fs.rm(path.join(this.path, packName(pack)), { force: true })
+          // after the removal: a handle opened before it would keep the file's space until evicted;
+          // reads already under way finish on their handle, later ones get ENOENT and look again
+          this.handles.retire(pack)
           reclaimed += this.sizes.get(pack) ?? 0
           this.sizes.delete(pack)
           this.live.delete(pack)
@@ -501,8 +552,11 @@ export class PackBlockstore implements Blockstore {
     return { reclaimedBytes: Math.max(0, reclaimed - copied), packsRemoved: emptied.length }
   }
 
-  /** Copies one block (index value `value`) to the active pack; returns the bytes appended. */
-  private async move (key: string, value: Uint8Array): Promise<number> {
+  /**
+   * Copies one block (index value `value`) to the active pack, adding the pack copied into to `targets`;
+   * returns the bytes appended.
+   */
+  private async move (key: string, value: Uint8Array, targets: Set<number>): Promise<number> {
     const loc = decodeLocation(value)
     const bytes = Buffer.allocUnsafe(loc.length)
     const read = await this.handles.use(loc.pack, async h => (await h.read(bytes, 0, loc.length, loc.offset)).bytesRead)
@@ -514,16 +568,17 @@ export class PackBlockstore implements Blockstore {
       return 0
     }
     // copied first, then re-pointed: readers never see the block missing
-    return await this.append(key, CID.decode(base32upper.decoder.decode(key)), bytes, value)
+    const { pack, written } = await this.append(key, CID.decode(base32upper.decoder.decode(key)), bytes, value)
+    targets.add(pack)
+    return written
   }
 
-  /** fsyncs the packs from `first` on (those compaction copied into). */
-  private async syncPacksFrom (first: number): Promise<void> {
-    for (const pack of [...this.sizes.keys()].filter(p => p >= first)) {
-      if (pack === this.active && this.activeHandle !== undefined) {
-        await (await this.activeHandle).sync()
-        continue
-      }
+  /**
+   * fsyncs the packs compaction copied into. Through a handle of its own: the append handle of a pack
+   * that has since rolled over may be closing. fsync covers the file, whichever descriptor asks.
+   */
+  private async syncPacks (packs: Iterable<number>): Promise<void> {
+    for (const pack of packs) {
       const h = await fs.open(path.join(this.path, packName(pack)), 'r+')
       try {
         await h.sync()

@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, readdir, stat } from 'node:fs/promises'
+import { mkdtemp, rm, readdir, readlink, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createHash } from 'node:crypto'
@@ -26,6 +26,15 @@ async function packBytes (dir: string): Promise<number> {
   return total
 }
 
+/** Descriptors this process holds on `dir`'s pack files (Linux only: read from /proc/self/fd). */
+async function packFds (dir: string): Promise<number> {
+  let n = 0
+  for (const fd of await readdir('/proc/self/fd')) {
+    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '')
+    if (target.startsWith(dir + path.sep) && target.endsWith('.pack')) n++
+  }
+  return n
+}
 
 function same (a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.from(a).equals(Buffer.from(b))
@@ -132,6 +141,59 @@ describe('PackBlockstore', () => {
     const again = new PackBlockstore(location)
     for (const b of [...old.slice(0, 2), ...fresh]) assert.ok(same(await again.getBlock(b.cid), b.bytes))
     await again.close()
+  })
+
+  it('compacting the active pack leaves alone the packs opened while it runs, and the puts in them', async () => {
+    const location = path.join(dir, 'rolled')
+    const store = new PackBlockstore(location, { packSize: 1_000_000 })
+    const gone = block(1000, 600_000)
+    await store.putBlock(gone.cid, gone.bytes)
+    await store.delete(gone.cid) // the active pack: 600 kB, nothing live, so compaction seals it
+    const fresh = Array.from({ length: 12 }, (_, i) => block(1001 + i, 200_000))
+    const puts = [store.putBlock(fresh[0].cid, fresh[0].bytes)] // under way when the compaction starts
+    const compacting = store.compact()
+    // the rest are put while it waits for that append (no I/O completes between these microtask
+    // turns): four fit in a pack, so the pack it opened fills and rolls over, twice, with appends in
+    // flight in each; none of those packs may be judged by this compaction (their appends are not in
+    // the index yet) or deleted under the puts
+    for (const b of fresh.slice(1)) {
+      for (let t = 0; t < 3; t++) await Promise.resolve()
+      puts.push(store.putBlock(b.cid, b.bytes))
+    }
+    const { packsRemoved } = await compacting
+    await Promise.all(puts)
+    for (const b of fresh) assert.ok(same(await store.getBlock(b.cid), b.bytes))
+    assert.equal(packsRemoved, 1) // the sealed pack only
+    const files = new Set<string>()
+    for (const b of fresh) files.add(path.basename((await store.where(b.cid))?.file ?? 'missing'))
+    assert.ok(!files.has('missing') && !files.has('00000000.pack') && files.size >= 3, [...files].join(' '))
+    assert.equal(await store.has(gone.cid), false)
+    await store.close()
+    const again = new PackBlockstore(location, { packSize: 1_000_000 })
+    for (const b of fresh) assert.ok(same(await again.getBlock(b.cid), b.bytes))
+    await again.close()
+  })
+
+  it('reads more packs at once than it keeps handles for: a handle in use is never the one closed', async () => {
+    const location = path.join(dir, 'handles')
+    const store = new PackBlockstore(location, { packSize: 100_000, openPacks: 2 })
+    const blocks = Array.from({ length: 6 }, (_, i) => block(1100 + i, 80_000)) // one per pack
+    for (const b of blocks) await store.putBlock(b.cid, b.bytes)
+    assert.equal((await packs(location)).length, 6)
+    for (let round = 0; round < 5; round++) {
+      const got = await Promise.all(blocks.map(async b => await store.getBlock(b.cid)))
+      got.forEach((bytes, i) => assert.ok(same(bytes, blocks[i].bytes)))
+    }
+    if (process.platform === 'linux') {
+      // back to the bound once the reads are done: two cached read handles and the active pack's
+      let fds = await packFds(location)
+      for (let i = 0; i < 100 && fds > 3; i++) {
+        await new Promise(resolve => setTimeout(resolve, 10))
+        fds = await packFds(location)
+      }
+      assert.ok(fds <= 3, `${fds} pack descriptors open`)
+    }
+    await store.close()
   })
 
   it('a block found damaged is dropped from the index for good, so the next put stores it again', async () => {
