@@ -128,7 +128,10 @@ export class IpfsAccelerate {
     const queue: string[] = []
     let wake: (() => void) | undefined
     let finished = false
+    // Leaving the loop early (break, return, throw) stops the generation in the worker.
+    const abandon = new AbortController()
     const run = this.processAsync(model, input, 'text_generation', {
+      signal: abandon.signal,
       onToken: text => {
         queue.push(text)
         wake?.()
@@ -139,12 +142,16 @@ export class IpfsAccelerate {
     })
     // Surface a failure through the awaited `run` below, not as an unhandled rejection.
     run.catch(() => {})
-    while (!finished || queue.length > 0) {
-      if (queue.length === 0) await new Promise<void>(resolve => { wake = resolve })
-      wake = undefined
-      while (queue.length > 0) yield queue.shift() as string
+    try {
+      while (!finished || queue.length > 0) {
+        if (queue.length === 0) await new Promise<void>(resolve => { wake = resolve })
+        wake = undefined
+        while (queue.length > 0) yield queue.shift() as string
+      }
+      return await run
+    } finally {
+      if (!finished) abandon.abort()
     }
-    return await run
   }
 
   /**

@@ -134,29 +134,42 @@ export interface SerializedError {
   context?: ErrorContext
   issues?: ValidationIssue[]
   stack?: string
+  /** The error's `cause`, serialized the same way (a few levels deep). */
+  cause?: SerializedError
 }
 
-export function serializeError (err: unknown): SerializedError {
-  if (err instanceof ValidationError) {
-    return { name: err.name, message: err.message, context: err.context, issues: [...err.issues], stack: err.stack }
-  }
-  if (err instanceof AccelerateError) {
-    return { name: err.name, message: err.message, context: err.context, stack: err.stack }
-  }
-  if (err instanceof Error) return { name: err.name, message: err.message, stack: err.stack }
-  return { name: 'Error', message: String(err) }
+/** How many levels of `cause` cross a boundary: enough for "load failed <- download failed <- socket closed". */
+const MAX_CAUSE_DEPTH = 4
+
+export function serializeError (err: unknown, depth = 0): SerializedError {
+  const out: SerializedError = err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : { name: 'Error', message: String(err) }
+  if (err instanceof AccelerateError) out.context = err.context
+  if (err instanceof ValidationError) out.issues = [...err.issues]
+  const cause = err instanceof Error ? err.cause : undefined
+  if (cause !== undefined && depth < MAX_CAUSE_DEPTH) out.cause = serializeError(cause, depth + 1)
+  return out
+}
+
+/** A cause as it was: one of ours by its class, anything else as a plain Error with its name. */
+function deserializeCause (data: SerializedError): Error {
+  if (data.name in errorClasses) return deserializeError(data)
+  const err = new Error(data.message, data.cause === undefined ? undefined : { cause: deserializeCause(data.cause) })
+  err.name = data.name
+  if (data.stack !== undefined) err.stack = data.stack
+  return err
 }
 
 /** Rebuilds a typed error from its serialized form; unknown names become InferenceError. */
 export function deserializeError (data: SerializedError): AccelerateError {
   let err: AccelerateError
+  const cause = data.cause === undefined ? undefined : deserializeCause(data.cause)
   if (data.name === 'ValidationError') {
-    const v = new ValidationError(data.message, [], { context: data.context })
+    const v = new ValidationError(data.message, [], { context: data.context, cause })
     ;(v as { issues: readonly ValidationIssue[] }).issues = Object.freeze([...(data.issues ?? [])])
     err = v
   } else {
     const Cls = (errorClasses as Record<string, new (m: string, o?: ErrorOptions) => AccelerateError>)[data.name] ?? InferenceError
-    err = new Cls(data.message, { context: data.context })
+    err = new Cls(data.message, { context: data.context, cause })
   }
   if (data.stack !== undefined) err.stack = data.stack
   return err

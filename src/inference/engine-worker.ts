@@ -7,7 +7,7 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads'
 import { serializeError } from '../errors.js'
 import { WorkerEngine } from './worker-engine.js'
 import { routeConsole } from './worker-console.js'
-import type { WorkerRequest, WorkerResponse } from './protocol.js'
+import type { WorkerRequest, WorkerResponse, CancelRequest } from './protocol.js'
 
 const { config, hardware, syncPort, syncFlag } = workerData as {
   config: ConstructorParameters<typeof WorkerEngine>[0]
@@ -47,14 +47,24 @@ function answer (request: WorkerRequest, msg: WorkerResponse): void {
   }
 }
 
+/** Aborts for the inference requests in progress, by request id (a `cancel` message fires one). */
+const inProgress = new Map<number, AbortController>()
+
 async function handle (request: WorkerRequest): Promise<unknown> {
   const onProgress = (event: Parameters<Parameters<WorkerEngine['loadModel']>[2]>[0]): void => {
     post({ type: 'progress', id: request.id, event })
   }
   switch (request.type) {
-    case 'infer':
-      return await engine.infer(request.model, request.input, request.endpointType, onProgress, request.source,
-        request.stream === true ? text => { post({ type: 'token', id: request.id, text }) } : undefined)
+    case 'infer': {
+      const controller = new AbortController()
+      inProgress.set(request.id, controller)
+      try {
+        return await engine.infer(request.model, request.input, request.endpointType, onProgress, request.source,
+          request.stream === true ? text => { post({ type: 'token', id: request.id, text }) } : undefined, controller.signal)
+      } finally {
+        inProgress.delete(request.id)
+      }
+    }
     case 'load':
       return await engine.loadModel(request.model, request.endpointType, onProgress, request.source)
     case 'unload':
@@ -82,11 +92,16 @@ process.on('exit', () => {
 routeConsole(console, (level, msg) => { post({ type: 'log', level, msg, data: { source: 'console' } }) })
 
 // Requests arrive in lists: those the main thread made in one turn of its event loop.
-port.on('message', (requests: Array<WorkerRequest | { type: 'stop' }>) => {
+port.on('message', (requests: Array<WorkerRequest | CancelRequest | { type: 'stop' }>) => {
   for (const request of requests) {
     if (request.type === 'stop') {
       void engine.stop().finally(() => { port.close() })
       return
+    }
+    if (request.type === 'cancel') {
+      // Its caller already has its AbortError; no answer is sent.
+      inProgress.get(request.id)?.abort()
+      continue
     }
     handle(request).then(
       value => { answer(request, { type: 'result', id: request.id, value }) },

@@ -12,7 +12,7 @@ import { deserializeError, AbortError, InferenceError, TimeoutError, type Serial
 import type { ResolvedConfig, EndpointType } from '../config/schema.js'
 import type { Logger } from '../logging/logger.js'
 import type { HardwareReport } from '../hardware/index.js'
-import { unpackFloatLists, type WorkerRequest, type WorkerResponse, type EndpointInfo, type ModelProgressEvent } from './protocol.js'
+import { unpackFloatLists, type WorkerRequest, type WorkerResponse, type CancelRequest, type EndpointInfo, type ModelProgressEvent } from './protocol.js'
 
 /** A request before the engine numbers it. */
 type NewRequest = WorkerRequest extends infer R ? R extends WorkerRequest ? Omit<R, 'id'> : never : never
@@ -30,12 +30,19 @@ export interface RunOptions {
   onProgress?: (event: ModelProgressEvent) => void
   /** A local folder to load the model from, when the caller already fetched it (content-addressed ids). */
   source?: string
+  /**
+   * Gives up on the call: it rejects with AbortError at once, and the worker stops working on it (a
+   * generation ends at its next token; a request still queued never runs).
+   */
+  signal?: AbortSignal
 }
 
 interface PendingCall {
   resolve: (value: unknown) => void
   reject: (err: unknown) => void
   options: RunOptions
+  /** Detaches the abort listener, once the call is settled. */
+  detach?: () => void
 }
 
 /** Longest a synchronous call may block before it gives up (model downloads included). */
@@ -70,7 +77,7 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
   private exitError?: Error
   private nextId = 1
   /** Async requests made in the current turn of the event loop, posted together (see `post`). */
-  private outbox: WorkerRequest[] = []
+  private outbox: Array<WorkerRequest | CancelRequest> = []
   private stopped = false
   private readonly exited: Promise<void>
 
@@ -79,11 +86,12 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
     const channel = new MessageChannel()
     this.syncPort = channel.port1
     this.worker = startWorker({ config: init.config, hardware: init.hardware, syncPort: channel.port2, syncFlag: this.syncFlag }, [channel.port2])
-    // The worker must not keep the process alive when the user forgets stop(): it only runs on demand.
-    this.worker.unref()
     // The worker sends its answers in batches (see engine-worker.ts).
     this.worker.on('message', (messages: WorkerResponse[]) => { for (const msg of messages) this.onMessage(msg) })
     this.worker.on('error', err => { this.failAll(new InferenceError(`inference worker failed: ${err.message}`, { cause: err })) })
+    // The worker must not keep the process alive when the user forgets stop(): it only runs on demand.
+    // After the 'message' listener: adding one refs the worker's port again.
+    this.worker.unref()
     this.exited = new Promise(resolve => this.worker.once('exit', code => {
       this.exitError = this.stopped
         ? new AbortError('the engine was stopped')
@@ -134,6 +142,7 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
   private settle (id: number): PendingCall | undefined {
     const call = this.pending.get(id)
     this.pending.delete(id)
+    call?.detach?.()
     if (this.pending.size === 0) this.worker.unref()
     return call
   }
@@ -146,9 +155,20 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
   private async call (request: NewRequest, options: RunOptions = {}): Promise<unknown> {
     if (this.stopped) throw new AbortError('the engine was stopped')
     if (this.exitError !== undefined) throw this.exitError
+    const signal = options.signal
+    if (signal?.aborted === true) throw new AbortError('the call was aborted before it started')
     const id = this.nextId++
     return await new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, options })
+      const call: PendingCall = { resolve, reject, options }
+      if (signal !== undefined) {
+        const onAbort = (): void => {
+          this.settle(id)?.reject(new AbortError('the call was aborted'))
+          this.post({ type: 'cancel', id } satisfies CancelRequest)
+        }
+        signal.addEventListener('abort', onAbort, { once: true })
+        call.detach = () => { signal.removeEventListener('abort', onAbort) }
+      }
+      this.pending.set(id, call)
       // Keep the process alive while work is in flight.
       this.worker.ref()
       this.post({ ...request, id, stream: options.onToken !== undefined } as WorkerRequest)
@@ -160,7 +180,7 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
    * each message costs a dispatch in the worker, and the worker sees the whole burst at once, so its
    * batcher can fill a batch without waiting for its window.
    */
-  private post (request: WorkerRequest): void {
+  private post (request: WorkerRequest | CancelRequest): void {
     this.outbox.push(request)
     if (this.outbox.length === 1) process.nextTick(this.flushOutbox)
   }

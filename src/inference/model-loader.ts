@@ -2,7 +2,8 @@
  * From a model identifier to a loaded model: resolve the identifier (alias, hub repository, local
  * folder, `custom:` entry), download hub models into the local cache, read config.json, infer or
  * check the task, choose device and dtype from the hardware report and config, keep the total within
- * `hardware.max_memory` (least recently used models are unloaded first), then load through
+ * `hardware.max_memory` (least recently used models no request is using are unloaded first; when only
+ * models in use stand in the way, the load waits for them), then load through
  * transformers.js, offline, from the local folder.
  */
 import { relative } from 'node:path'
@@ -13,11 +14,11 @@ import { parseSize } from '../config/units.js'
 // Direct imports, not hardware/index.js: the probes (and onnx-proto) have no business in the worker.
 import type { HardwareReport } from '../hardware/hardware-report.js'
 import { fallbackLevel, selectExecution } from '../hardware/select-execution.js'
-import { availableDtypes, estimateModelBytes, weightFilePath, type Dtype } from '../hardware/model-files.js'
+import { availableDtypes, DTYPES, dtypeOfFile, estimateModelBytes, weightFilePath, type Dtype } from '../hardware/model-files.js'
 import { MemoryBudget } from '../hardware/memory-budget.js'
 import { parseModelReference, type ModelReference } from '../models/model-reference.js'
 import { resolveTask, readModelConfig } from '../models/task-inference.js'
-import { downloadModel, withTransformersEnv } from '../models/hub-download.js'
+import { downloadModel, withTransformersEnv, type DownloadModelOptions } from '../models/hub-download.js'
 import { silentLogger, type Logger } from '../logging/logger.js'
 import type { LoadedModel, TaskHandler } from './tasks/task-handler.js'
 import type { ModelProgressEvent } from './protocol.js'
@@ -32,7 +33,11 @@ export interface Located {
 export interface ModelLoaderHooks {
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, data?: Record<string, unknown>) => void
   threads: number
-  /** Unloads a model to make room (memory budget). */
+  /**
+   * Unloads a model to make room (memory budget); it is never one in use (see `hold`). Called
+   * synchronously the moment the budget gives up the model: before returning its promise, the hook must
+   * make the model unreachable for new requests.
+   */
   evict: (key: string) => Promise<void>
 }
 
@@ -82,21 +87,83 @@ export class ModelLoader {
         return ref.path
       case 'hub': {
         const settings: Partial<ModelConfig> = ref.config ?? {}
-        const { dir } = await downloadModel(ref.repo, {
+        return await this.download(model, ref.repo, settings, {
           revision: ref.revision,
           cacheDir: settings.cache_dir ?? this.config.hub.cache_dir,
           remoteHost: this.config.hub.remote_host,
           allowRemote: this.config.hub.allow_remote,
-          dtype: settings.precision ?? this.config.hardware.precision,
           onProgress: (e: Omit<ModelProgressEvent, 'model'>) => { onProgress({ ...e, model }) }
         })
-        return dir
       }
       case 'ipfs':
         throw new ModelLoadError(`model ${model}: content-addressed models (ipfs://) need an IPFS store, which this engine was not given`, { context: { model } })
       default:
         throw new ModelLoadError(`model ${model} cannot be resolved`, { context: { model } })
     }
+  }
+
+  /**
+   * Downloads a hub model with the weights the same rules as for a local folder would pick (docs/hardware.md):
+   * the backend's preferred dtype for the precision first (a global fp16 is fp32 on the CPU, fp32 is fp16
+   * on a GPU with mixed_precision), then, when the hub has no such weight file (HTTP 404), the next
+   * acceptable dtype. With remote downloads off, the next acceptable dtype already in the cache. `load`
+   * then chooses from what is on disk and records the fallback.
+   */
+  private async download (model: string, repo: string, settings: Partial<ModelConfig>, options: Omit<DownloadModelOptions, 'dtype'>): Promise<string> {
+    const tried: Dtype[] = []
+    const misses: Array<{ dtype: Dtype, file: string }> = []
+    let first: ModelLoadError | undefined
+    for (;;) {
+      const dtype = this.nextDtype(model, settings, tried)
+      if (dtype === undefined) {
+        // Every acceptable variant is missing: the error about the preferred one, naming the others tried.
+        const error = first as ModelLoadError
+        const others = misses.slice(1).map(m => `${m.dtype} (${m.file})`)
+        throw others.length === 0
+          ? error
+          : new ModelLoadError(`${error.message}; no acceptable fallback is available either: ${others.join(', ')}`, {
+            cause: error, context: { ...error.context, precision: tried[0], acceptable: [...tried] }
+          })
+      }
+      try {
+        const { dir } = await downloadModel(repo, { ...options, dtype })
+        if (tried.length > 0) this.hooks.log('debug', `model ${model}: downloaded ${dtype} weights (no ${tried.join(', ')} weights available)`, { model, dtype, missing: [...tried] })
+        return dir
+      } catch (err) {
+        if (!this.missingVariant(err, dtype, options.allowRemote === false)) throw err
+        first ??= err
+        tried.push(dtype)
+        misses.push({ dtype, file: options.allowRemote === false ? 'not in the cache' : String(err.context.file) })
+        this.hooks.log('debug', `model ${model}: no ${dtype} weights (${err.message}); trying the next acceptable precision`, { model, dtype })
+      }
+    }
+  }
+
+  /** The dtype the execution rules pick when every variant but `tried` may exist; undefined when none is acceptable. */
+  private nextDtype (model: string, settings: Partial<ModelConfig>, tried: readonly Dtype[]): Dtype | undefined {
+    try {
+      return selectExecution(this.hardware, this.config.hardware, {
+        precision: settings.precision,
+        availableDtypes: DTYPES.filter(d => !tried.includes(d)),
+        model
+      }, this.logger).dtype
+    } catch (err) {
+      // Nothing acceptable is left; a HardwareError (the device itself) is the caller's answer.
+      if (err instanceof ModelLoadError && tried.length > 0) return undefined
+      throw err
+    }
+  }
+
+  /**
+   * Whether a download failed only because this weight variant is absent: the hub answered 404 for a
+   * `.onnx` file of that dtype, or (remote downloads off) it is not in the cache.
+   */
+  private missingVariant (err: unknown, dtype: Dtype, offline: boolean): err is ModelLoadError {
+    if (!(err instanceof ModelLoadError)) return false
+    if (offline) return true
+    const file = err.context.file
+    if (err.context.status !== 404 || typeof file !== 'string') return false
+    return dtypeOfFile(file.split('/').at(-1) ?? '')?.dtype === dtype
   }
 
   taskFor (model: string, located: Located, wanted: Task | undefined): Task {
@@ -124,10 +191,7 @@ export class ModelLoader {
     }
     located.fallbacks = selection.fallbacks
     const bytes = await estimateModelBytes(located.dir, selection.dtype, baseNames)
-    for (const victim of this.budget.reserve(key, bytes, model)) {
-      this.hooks.log('info', `unloading ${victim.split('\u0000')[0]} to stay within hardware.max_memory`)
-      await this.hooks.evict(victim)
-    }
+    await this.reserve(model, key, bytes)
     try {
       // Loads read local folders only; the shared env lock keeps a concurrent download from flipping
       // allowRemoteModels under us.
@@ -166,12 +230,64 @@ export class ModelLoader {
     }
   }
 
+  /**
+   * Reserves room for `key` within `hardware.max_memory`, unloading models no request uses, least
+   * recently used first, and waiting while only models in use stand in the way; resolves once the
+   * unloaded models are disposed.
+   */
+  private async reserve (model: string, key: string, bytes: number): Promise<void> {
+    const disposals: Array<Promise<void>> = []
+    const evict = (victim: string): void => {
+      this.hooks.log('info', `unloading ${victim.split('\u0000')[0]} to stay within hardware.max_memory`)
+      // Sync part first: the hook takes the model out of reach before anything else runs.
+      disposals.push(this.hooks.evict(victim).catch((err: unknown) => {
+        this.hooks.log('warn', `unloading ${victim.split('\u0000')[0]} failed: ${(err as Error)?.message ?? String(err)}`)
+      }))
+    }
+    const granted = this.budget.reserveWhenFree(key, bytes, model, evict)
+    if (this.budget.isWaiting(key)) {
+      this.hooks.log('info', `model ${model} waits for models in use to finish before it fits in hardware.max_memory`, { model, bytes })
+    }
+    await granted
+    await Promise.all(disposals)
+  }
+
+  /**
+   * Marks a loaded (or loading) model as in use until the returned function is called: the memory
+   * budget never unloads it meanwhile.
+   */
+  hold (key: string): () => void {
+    return this.budget.use(key)
+  }
+
+  /** Whether `key` holds a reservation in the memory budget (it is loaded, or past its reservation). */
+  isReserved (key: string): boolean {
+    return this.budget.has(key)
+  }
+
+  /**
+   * Settles once the loads now waiting for memory got it; undefined when none waits. A request for an
+   * already loaded model waits for this first, so steady use of one model cannot starve another's load.
+   */
+  whenWaitingLoadsServed (): Promise<void> | undefined {
+    return this.budget.whenWaitersServed()
+  }
+
+  /** Fails every load still waiting for memory (the engine is stopping). */
+  cancelWaiting (reason: unknown): void {
+    this.budget.cancelWaiting(reason)
+  }
+
   touch (key: string): void {
     this.budget.touch(key)
   }
 
+  /** Disposes of a loaded model, then frees its reservation (so nothing loads in its place before it is gone). */
   async dispose (key: string, loaded: LoadedModel): Promise<void> {
-    this.budget.release(key)
-    await loaded.model?.dispose?.()
+    try {
+      await loaded.model?.dispose?.()
+    } finally {
+      this.budget.release(key)
+    }
   }
 }

@@ -38,6 +38,12 @@ export interface UnloadRequest {
   sync?: boolean
 }
 
+/** Stop work on request `id` (its caller gave up): a generation ends at its next token. No answer. */
+export interface CancelRequest {
+  type: 'cancel'
+  id: number
+}
+
 export type WorkerRequest = InferRequest | LoadRequest | UnloadRequest
 
 /** What `initEndpoints` reports per model. */

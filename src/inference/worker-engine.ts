@@ -5,7 +5,7 @@
  */
 import { performance } from 'node:perf_hooks'
 import { availableParallelism } from 'node:os'
-import { ModelLoadError, ValidationError } from '../errors.js'
+import { AbortError, ModelLoadError, ValidationError } from '../errors.js'
 import type { ResolvedConfig, EndpointType, Task } from '../config/schema.js'
 import { ENDPOINT_TYPES } from '../config/constants.js'
 import type { HardwareReport } from '../hardware/index.js'
@@ -28,9 +28,31 @@ interface Entry {
   batcher?: Batcher<unknown, Record<string, unknown>>
 }
 
+/**
+ * One load of a model for a task. `id` is unique per load: the memory budget's key, so that the
+ * reservation, use count and disposal of an unloaded instance never touch a later reload of the same model.
+ */
+interface Slot {
+  key: string
+  id: string
+  promise: Promise<Entry>
+  /** Set once unloading began: the disposal every unloader of this slot waits for. */
+  unloading?: Promise<void>
+}
+
+/** An entry and the release of the caller's use of it: until then the memory budget will not unload it. */
+interface Held {
+  entry: Entry
+  release: () => void
+}
+
 export class WorkerEngine {
   private readonly tasks = createTaskRegistry()
-  private readonly entries = new Map<string, Promise<Entry>>()
+  /** The current load of each model and task. */
+  private readonly entries = new Map<string, Slot>()
+  /** Every load not yet disposed of (or failed), by id, including ones already dropped from `entries`. */
+  private readonly slots = new Map<string, Slot>()
+  private slotCounter = 0
   private readonly semaphore: Semaphore
   private readonly loader: ModelLoader
 
@@ -39,7 +61,11 @@ export class WorkerEngine {
     this.loader = new ModelLoader(config, hardware, {
       log: hooks.log,
       threads: config.hardware.threads ?? availableParallelism(),
-      evict: async key => { await this.unloadKey(key) }
+      // Called synchronously by the budget: unloadSlot drops the entry before its first await.
+      evict: async id => {
+        const slot = this.slots.get(id)
+        if (slot !== undefined) await this.unloadSlot(slot)
+      }
     })
   }
 
@@ -51,40 +77,65 @@ export class WorkerEngine {
     return endpointType as EndpointType
   }
 
-  /** Loads (once) and returns the entry for a model and task. */
-  private async entry (model: string, endpointType: EndpointType, onProgress: (e: ModelProgressEvent) => void, source?: string): Promise<Entry> {
+  /**
+   * Loads (once) and returns the entry for a model and task, held for the caller: release it once the
+   * request is done. A request holds its model from the moment it picks it (while it loads, is queued
+   * and runs), so the memory budget never unloads a model a request still needs.
+   */
+  private async entry (model: string, endpointType: EndpointType, onProgress: (e: ModelProgressEvent) => void, source?: string): Promise<Held> {
     if (typeof model !== 'string' || model.trim() === '') throw ValidationError.field('model', 'expected a non-empty model identifier')
     const wanted = endpointType === 'auto' ? undefined : endpointType
     // A model already loaded for the wanted task (or any task, when the caller said auto) is reused.
-    const loadedKey = this.loadedKey(model, wanted)
-    if (loadedKey !== undefined) {
-      const entry = await (this.entries.get(loadedKey) as Promise<Entry>)
-      this.loader.touch(loadedKey)
-      return entry
-    }
+    const reused = await this.holdExisting(() => this.loadedSlot(model, wanted))
+    if (reused !== undefined) return reused
     const started = performance.now()
     const located = await this.loader.locate(model, onProgress, source)
     const task = this.loader.taskFor(model, located, wanted)
     const key = makeKey(model, task)
-    const existing = this.entries.get(key)
-    if (existing !== undefined) return await existing
-    const promise = this.load(model, key, task, located, started)
-    this.entries.set(key, promise)
+    const existing = await this.holdExisting(() => this.entries.get(key))
+    if (existing !== undefined) return existing
+    const id = `${key}\u0000${++this.slotCounter}`
+    // Held before the load starts, so it is in use from its reservation on.
+    const release = this.loader.hold(id)
+    const slot: Slot = { key, id, promise: this.load(model, id, task, located, started) }
+    this.entries.set(key, slot)
+    this.slots.set(id, slot)
+    return await this.settle(slot, release)
+  }
+
+  /**
+   * Holds the slot `find` names, if any. When loads are waiting for memory that only models in use
+   * keep, a new request for a reserved model first lets them have it (it may be unloaded for them and
+   * then reloaded), so steady traffic to one model cannot keep another's load waiting forever.
+   */
+  private async holdExisting (find: () => Slot | undefined): Promise<Held | undefined> {
+    for (;;) {
+      const slot = find()
+      if (slot === undefined) return undefined
+      const gate = this.loader.isReserved(slot.id) ? this.loader.whenWaitingLoadsServed() : undefined
+      if (gate === undefined) return await this.settle(slot, this.loader.hold(slot.id))
+      await gate
+    }
+  }
+
+  /** Waits for a held slot's load; on failure releases the hold and forgets the slot (the next call starts afresh). */
+  private async settle (slot: Slot, release: () => void): Promise<Held> {
     try {
-      return await promise
+      const entry = await slot.promise
+      this.loader.touch(slot.id)
+      return { entry, release }
     } catch (err) {
-      // Nothing half-loaded stays behind: the next call starts afresh.
-      this.entries.delete(key)
+      release()
+      // Nothing half-loaded stays behind.
+      if (this.entries.get(slot.key) === slot) this.entries.delete(slot.key)
+      this.slots.delete(slot.id)
       throw err
     }
   }
 
-  private loadedKey (model: string, task: Task | undefined): string | undefined {
-    if (task !== undefined) {
-      const key = makeKey(model, task)
-      return this.entries.has(key) ? key : undefined
-    }
-    for (const key of this.entries.keys()) if (splitKey(key)[0] === model) return key
+  private loadedSlot (model: string, task: Task | undefined): Slot | undefined {
+    if (task !== undefined) return this.entries.get(makeKey(model, task))
+    for (const [key, slot] of this.entries) if (splitKey(key)[0] === model) return slot
     return undefined
   }
 
@@ -122,18 +173,32 @@ export class WorkerEngine {
   }
 
   async loadModel (model: string, endpointType: unknown, onProgress: (e: ModelProgressEvent) => void, source?: string): Promise<EndpointInfo> {
-    return (await this.entry(model, this.checkEndpointType(endpointType), onProgress, source)).info
+    const { entry, release } = await this.entry(model, this.checkEndpointType(endpointType), onProgress, source)
+    release()
+    return entry.info
   }
 
-  async infer (model: string, input: unknown, endpointType: unknown, onProgress: (e: ModelProgressEvent) => void, source?: string, onToken?: (text: string) => void): Promise<Record<string, unknown>> {
+  async infer (model: string, input: unknown, endpointType: unknown, onProgress: (e: ModelProgressEvent) => void, source?: string, onToken?: (text: string) => void, signal?: AbortSignal): Promise<Record<string, unknown>> {
     const type = this.checkEndpointType(endpointType)
-    const entry = await this.entry(model, type, onProgress, source)
+    const { entry, release } = await this.entry(model, type, onProgress, source)
+    try {
+      return await this.run(model, entry, input, onToken, signal)
+    } finally {
+      release()
+    }
+  }
+
+  private async run (model: string, entry: Entry, input: unknown, onToken?: (text: string) => void, signal?: AbortSignal): Promise<Record<string, unknown>> {
     const started = performance.now()
     const { value, rows } = await entry.handler.prepare(input, entry.loaded)
     const prepared = performance.now()
     const body = entry.batcher !== undefined
       ? await entry.batcher.submit(value, rows)
-      : (await this.semaphore.run(async () => await entry.handler.run(entry.loaded, [value], { onToken })))[0]
+      : (await this.semaphore.run(async () => {
+          // A caller that gave up while this waited for a slot: do not start.
+          if (signal?.aborted === true) throw new AbortError('the call was aborted')
+          return await entry.handler.run(entry.loaded, [value], { onToken, signal })
+        }))[0]
     const done = performance.now()
     if (this.config.logging.enable_performance_logging) {
       this.hooks.log('info', `inference ${model}`, {
@@ -143,22 +208,30 @@ export class WorkerEngine {
     return { ...body, model, inference_time: (done - started) / 1000 }
   }
 
-  private async unloadKey (key: string): Promise<void> {
-    const promise = this.entries.get(key)
-    if (promise === undefined) return
-    this.entries.delete(key)
-    const entry = await promise.catch(() => undefined)
-    if (entry !== undefined) await this.loader.dispose(key, entry.loaded)
+  /** Forgets a load (synchronously, before its first await) and disposes of its model once loaded. */
+  private async unloadSlot (slot: Slot): Promise<void> {
+    if (this.entries.get(slot.key) === slot) this.entries.delete(slot.key)
+    slot.unloading ??= (async () => {
+      const entry = await slot.promise.catch(() => undefined)
+      try {
+        if (entry !== undefined) await this.loader.dispose(slot.id, entry.loaded)
+      } finally {
+        this.slots.delete(slot.id)
+      }
+    })()
+    await slot.unloading
   }
 
   async unload (model: string): Promise<boolean> {
-    const keys = [...this.entries.keys()].filter(k => splitKey(k)[0] === model)
-    for (const key of keys) await this.unloadKey(key)
-    return keys.length > 0
+    const slots = [...this.entries.values()].filter(s => splitKey(s.key)[0] === model)
+    for (const slot of slots) await this.unloadSlot(slot)
+    return slots.length > 0
   }
 
   async stop (): Promise<void> {
-    for (const key of [...this.entries.keys()]) await this.unloadKey(key)
+    // Loads still waiting for memory would only start after the sessions below are gone.
+    this.loader.cancelWaiting(new ModelLoadError('the inference engine is stopping'))
+    for (const slot of [...this.entries.values()]) await this.unloadSlot(slot)
   }
 }
 

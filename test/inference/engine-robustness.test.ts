@@ -7,8 +7,12 @@ import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { join } from 'node:path'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { pathToFileURL } from 'node:url'
+import { spawnSync } from 'node:child_process'
 import type { Worker } from 'node:worker_threads'
-import { IpfsAccelerate, ValidationError, InferenceError, getInstance, resetInstance } from '../../src/index.js'
+import { IpfsAccelerate, ValidationError, InferenceError, AbortError, ModelLoadError, getInstance, resetInstance } from '../../src/index.js'
 import { routeConsole } from '../../src/inference/worker-console.js'
 import { serveModelsAsHub } from '../helpers/hub-server.js'
 import { tinyModels, type TinyModels } from '../helpers/tiny-models.js'
@@ -156,6 +160,71 @@ describe('inference engine robustness', () => {
     assert.equal(second.isStopped, false)
     assert.equal(getInstance(), second)
     await resetInstance()
+  })
+
+  it('leaving a stream early stops the generation in the worker; a signal aborts a call', async () => {
+    const acc = new IpfsAccelerate({ ...quiet, performance: { enable_caching: false, parallel_requests: 1 } }, {}, { env: {} })
+    try {
+      const long = { prompt: 'hello', max_new_tokens: 300 }
+      const whole = await acc.processAsync(gpt2, long, 'text_generation')
+      assert.ok((whole.generated_tokens as number) >= 100, 'the model generates long enough for the test to mean something')
+      // Count the pieces the worker still sends after the consumer has left.
+      const worker = workerOf(acc)
+      let left = false
+      let sentAfterLeaving = 0
+      const count = (messages: Array<{ type: string }>): void => { for (const m of messages) if (left && m.type === 'token') sentAfterLeaving++ }
+      worker.on('message', count)
+      for await (const piece of acc.streamGeneration(gpt2, long)) {
+        assert.equal(typeof piece, 'string')
+        break
+      }
+      left = true
+      // Queued behind it (one slot): answered once the abandoned generation has stopped.
+      await acc.processAsync(bert, { input_ids: [101, 102] }, 'text_embedding')
+      worker.off('message', count)
+      assert.ok(sentAfterLeaving < 10, `the generation went on for ${sentAfterLeaving} more tokens`)
+      // processAsync with a signal: rejects with AbortError, before or during the call.
+      const controller = new AbortController()
+      const call = acc.processAsync(gpt2, long, 'text_generation', { signal: controller.signal, onToken: () => { controller.abort() } })
+      await assert.rejects(call, (err: unknown) => err instanceof AbortError)
+      await assert.rejects(acc.processAsync(gpt2, long, 'text_generation', { signal: AbortSignal.abort() }), AbortError)
+      assert.equal(typeof (await acc.processAsync(gpt2, { prompt: 'hello', max_new_tokens: 2 }, 'text_generation')).text, 'string')
+    } finally {
+      await acc.stop()
+    }
+  })
+
+  it('a script that only calls process() exits by itself (the worker does not hold the process)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ia-exit-'))
+    try {
+      const script = join(dir, 'sync-only.mts')
+      const index = pathToFileURL(join(process.cwd(), 'src', 'index.ts')).href
+      writeFileSync(script, `import { IpfsAccelerate } from ${JSON.stringify(index)}
+const acc = new IpfsAccelerate({ logging: { level: 'SILENT' } }, {}, { env: {} })
+console.log((acc.process(${JSON.stringify(bert)}, { input_ids: [101, 102] }, 'text_embedding').embedding as number[]).length)
+`)
+      const run = spawnSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', timeout: 60_000 })
+      assert.equal(run.signal, null, 'it ended by itself, not by the timeout')
+      assert.equal(run.status, 0, run.stderr)
+      assert.equal(run.stdout.trim(), '32')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('errors from the worker keep their cause', async () => {
+    const acc = new IpfsAccelerate(quiet, {}, { env: {} })
+    try {
+      const missing = join(models.root, 'no-such-model')
+      mkdirSync(missing)
+      writeFileSync(join(missing, 'config.json'), '{ not json')
+      const err = await acc.processAsync(missing, { input_ids: [101] }, 'text_embedding').then(() => undefined, (e: unknown) => e)
+      assert.ok(err instanceof ModelLoadError, String(err))
+      assert.ok(err.cause instanceof Error, 'the cause crossed the worker boundary')
+      assert.equal((err.cause as Error).name, 'SyntaxError')
+    } finally {
+      await acc.stop()
+    }
   })
 
   it('routes console output to the logger, each distinct warning once', () => {

@@ -40,6 +40,8 @@ export interface RunContext {
    * A handler whose single request can carry many rows splits them into calls of at most this many.
    */
   maxBatch?: number
+  /** Fires when the caller gave up (unbatched tasks): a generation stops at its next token. */
+  signal?: AbortSignal
 }
 
 export interface TaskHandler<P = unknown> {

@@ -6,8 +6,8 @@
  * one at a time (sequences of different lengths would need per-row stopping, which a batch of one
  * does not). Sampling requests also run one at a time across the whole worker (see `samplingLock`).
  */
-import { AutoModelForCausalLM, AutoTokenizer, Tensor, TextStreamer, random } from '@huggingface/transformers'
-import { ValidationError } from '../../errors.js'
+import { AutoModelForCausalLM, AutoTokenizer, InterruptableStoppingCriteria, Tensor, TextStreamer, random } from '@huggingface/transformers'
+import { AbortError, ValidationError } from '../../errors.js'
 import { toIdRows, toMaskRows, checkIdRows, maxPositions } from '../inputs/token-ids.js'
 import { asObject, optionalBool, optionalInt, optionalNumber, rejectUnknownKeys } from '../inputs/options.js'
 import type { TaskHandler, LoadedModel, RunContext } from './task-handler.js'
@@ -119,6 +119,10 @@ export class TextGenerationTask implements TaskHandler<GenerationRequest> {
       ? undefined
       : new TextStreamer(m.tokenizer, { skip_prompt: true, skip_special_tokens: true, callback_function: ctx.onToken })
     const eos = m.config.eos_token_id
+    // A caller that gave up (a stream left early) interrupts the generation at its next token.
+    const interrupt = new InterruptableStoppingCriteria()
+    const onAbort = (): void => { interrupt.interrupt() }
+    ctx.signal?.addEventListener('abort', onAbort, { once: true })
     const sequences = await m.model.generate({
       input_ids: inputIds,
       attention_mask: attentionMask,
@@ -129,8 +133,10 @@ export class TextGenerationTask implements TaskHandler<GenerationRequest> {
       ...(req.topP !== undefined ? { top_p: req.topP } : {}),
       ...(req.repetitionPenalty !== undefined ? { repetition_penalty: req.repetitionPenalty } : {}),
       ...(eos !== undefined ? { eos_token_id: eos, pad_token_id: m.config.pad_token_id ?? eos } : {}),
-      streamer
-    })
+      streamer,
+      stopping_criteria: [interrupt]
+    }).finally(() => { ctx.signal?.removeEventListener('abort', onAbort) })
+    if (ctx.signal?.aborted === true) throw new AbortError('the generation was aborted')
     const all = Array.from((sequences as Tensor).data as BigInt64Array, Number)
     const generated = all.slice(n)
     return {
