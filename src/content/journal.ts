@@ -186,9 +186,14 @@ export class Journal {
     await this.handle?.sync()
   }
 
+  /** Resolves when every write so far has been tried; a failure stays for `flush` to report. */
+  async settled (): Promise<void> {
+    while (this.writing !== undefined) await this.writing
+  }
+
   /** Resolves when every write so far is in the journal file; rethrows a failed background write. */
   async flush (): Promise<void> {
-    while (this.writing !== undefined) await this.writing
+    await this.settled()
     if (this.failure !== undefined) {
       const err = this.failure
       this.failure = undefined

@@ -420,7 +420,8 @@ export class PackBlockstore implements Blockstore {
     if (this.index.get(key) === value) {
       this.dropKey(key)
       this.corrupted.set(key, why)
-      await this.index.flush().catch(() => {}) // the error below matters more than a failed journal write
+      // Written before the error is reported; a failed journal write stays for the next flush to report.
+      await this.index.settled()
     }
     throw this.corruptError(cid, why)
   }
