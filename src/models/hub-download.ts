@@ -13,11 +13,14 @@
  * these after its files arrived (an fp16 graph the CPU cannot run, an unknown processor class) does not
  * fail the download: the files are what this module promises, running them is the engine's concern.
  *
- * After a complete download a small manifest records the file set per (dtype, task), so a second call
- * returns from disk without touching the network or transformers.js.
+ * After a complete download a small manifest records the file set per (dtype, task), and each file's
+ * size, so a second call returns from disk without touching the network or transformers.js; a file whose
+ * size no longer matches is deleted and fetched again. A body that breaks off, or ends short of the size
+ * the host announced (its `bytes=0-0` probe, else Content-Length), fails the download before the file is
+ * renamed into the cache.
  */
 import { existsSync, statSync } from 'node:fs'
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import type { ProgressInfo } from '@huggingface/transformers'
@@ -57,12 +60,16 @@ export interface DownloadProgressEvent {
   model: string
   /** File path inside the repository (`onnx/model.onnx`). */
   file: string
-  status: 'initiate' | 'download' | 'progress' | 'done'
-  /** Bytes of this file received so far (equal to `total` at `done`). */
+  /**
+   * `initiate`, `download`, `progress`…, `done` for a file fetched from the host; one `cached` (and
+   * nothing else) for a file that was already in the cache folder and was not fetched.
+   */
+  status: 'initiate' | 'download' | 'progress' | 'done' | 'cached'
+  /** Bytes of this file received so far (equal to `total` at `done`, and at `cached`). */
   loaded: number
   /** Size of this file in bytes; 0 while unknown. */
   total: number
-  /** Bytes received over all of this model's files. */
+  /** Bytes in place over all of this model's files: received so far, plus the sizes of `cached` files. */
   modelLoaded: number
   /** Known size of all of this model's files; grows while sizes become known. */
   modelTotal: number
@@ -79,7 +86,7 @@ export interface DownloadModelOptions {
   dtype?: Precision
   /** Decides which files: a tokenizer for text tasks, a processor for image/audio, encoder+decoder for Whisper. Default: inferred from config.json. */
   task?: Task
-  /** Called for each progress step of each file actually fetched. */
+  /** Called for each progress step of each file actually fetched (and once, as `cached`, for a file found in the cache). */
   onProgress?: (event: DownloadProgressEvent) => void
   /** Aborts waiting and downloading; the call then rejects with AbortError and leaves no partial file. */
   signal?: AbortSignal
@@ -189,6 +196,12 @@ interface Manifest {
   revision: string
   /** `${dtype}|${task}` -> files of a complete download. */
   complete: Record<string, string[]>
+  /**
+   * File -> its size in bytes when the download completed. A cache hit checks these (a stat per file,
+   * no hashing): a file whose size changed is deleted and fetched again. Manifests written before sizes
+   * were recorded lack it, and their files are trusted as they are.
+   */
+  sizes?: Record<string, number>
 }
 
 function manifestPath (cacheDir: string, repo: string, revision: string): string {
@@ -234,6 +247,86 @@ async function removeTemporaries (dir: string): Promise<void> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => [])
   await Promise.all(entries.filter(e => e.isFile() && pattern.test(e.name))
     .map(async e => await rm(join(e.parentPath, e.name), { force: true })))
+}
+
+/** Whether process `pid` exists (EPERM: it does, under another user). */
+function processAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** How long a temporary file of a dead process must have been untouched before it is removed. */
+const STALE_TEMPORARY_MS = 60_000
+
+/**
+ * Removes `<file>.tmp.<pid>.<random>` files that a download killed mid-file left in `dir`: their
+ * process is gone and nothing else would ever delete them. A temporary of a live process, or one written
+ * to within the last minute (a process of the same pid on another host sharing the folder), is kept.
+ */
+async function removeStaleTemporaries (dir: string): Promise<void> {
+  const pattern = /\.tmp\.(\d+)\.[0-9a-z]+$/
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => [])
+  await Promise.all(entries.map(async e => {
+    const pid = e.isFile() ? Number(pattern.exec(e.name)?.[1]) : NaN
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || processAlive(pid)) return
+    const path = join(e.parentPath, e.name)
+    const mtime = (await stat(path).catch(() => undefined))?.mtimeMs
+    if (mtime !== undefined && Date.now() - mtime > STALE_TEMPORARY_MS) await rm(path, { force: true })
+  }))
+}
+
+/** Files of `files` whose size on disk is not the one recorded when they were downloaded. */
+function changedSizes (dir: string, files: readonly string[], sizes: Record<string, number> | undefined): string[] {
+  return sizes === undefined ? [] : files.filter(f => typeof sizes[f] === 'number' && fileSize(dir, f) !== sizes[f])
+}
+
+/** `terminated (other side closed)`: an error's message with the message of its cause, if any. */
+function reasonOf (err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err)
+  const cause = (err as { cause?: unknown })?.cause
+  return cause instanceof Error && cause.message !== '' && cause.message !== message ? `${message} (${cause.message})` : message
+}
+
+/**
+ * Passes `response`'s body through while counting its bytes. When the body breaks off, or ends with
+ * another length than `size()` (when known), the read fails with the error `fail` returns (the stream's
+ * own error where it returns undefined), so transformers.js's FileCache deletes its temporary file
+ * instead of renaming a short file into the cache.
+ */
+function watchBody (response: Response, size: () => number | undefined, fail: (received: number, cause?: unknown) => Error | undefined): Response {
+  if (response.body === null) return response
+  const reader = response.body.getReader()
+  let received = 0
+  const body = new ReadableStream<Uint8Array>({
+    async pull (controller) {
+      let chunk: { done: boolean, value?: Uint8Array }
+      try {
+        chunk = await reader.read()
+      } catch (cause) {
+        throw fail(received, cause) ?? cause
+      }
+      if (!chunk.done && chunk.value !== undefined) {
+        received += chunk.value.byteLength
+        controller.enqueue(chunk.value)
+        return
+      }
+      const expected = size()
+      if (expected !== undefined && expected !== received) {
+        throw fail(received) ?? new Error(`received ${received} bytes, expected ${expected}`)
+      }
+      controller.close()
+    },
+    async cancel (reason) {
+      await reader.cancel(reason)
+    }
+  })
+  const watched = new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers })
+  Object.defineProperty(watched, 'url', { value: response.url })
+  return watched
 }
 
 /** A failed request seen by the fetch wrapper: what URL, and what went wrong. */
@@ -288,13 +381,19 @@ function isDownloadFailure (err: unknown, failures: FetchFailure[], before: numb
   return failures.slice(before).some(f => f.error !== undefined || (f.status !== undefined && ![401, 403, 404, 416].includes(f.status)))
 }
 
-/** Maps transformers.js progress callbacks onto DownloadProgressEvent, one `initiate`/`download`/`done` per file. */
+/**
+ * Maps transformers.js progress callbacks onto DownloadProgressEvent, one `initiate`/`download`/`done`
+ * per fetched file. transformers.js reports a file it finds in its cache the same way; `wasFetched`
+ * (whether the fetch wrapper saw the file's body requested) tells those apart, and they become one
+ * `cached` event.
+ */
 class ProgressAggregator {
-  readonly #files = new Map<string, { loaded: number, total: number, started: boolean, done: boolean }>()
+  readonly #files = new Map<string, { loaded: number, total: number, started: boolean, done: boolean, cached?: boolean }>()
   readonly #sizes = new Map<string, number>()
   readonly #pending = new Set<string>()
 
-  constructor (private readonly repo: string, private readonly dir: string, private readonly emit?: (e: DownloadProgressEvent) => void) {}
+  constructor (private readonly repo: string, private readonly dir: string, private readonly emit?: (e: DownloadProgressEvent) => void,
+    private readonly wasFetched: (file: string) => boolean = () => true) {}
 
   /** Sizes learnt ahead of the transfer, so the model total is right from the first event. */
   expect (file: string, size: number): void {
@@ -302,7 +401,7 @@ class ProgressAggregator {
   }
 
   get fetched (): number {
-    return [...this.#files.values()].filter(f => f.started).length
+    return [...this.#files.values()].filter(f => f.started && f.cached !== true).length
   }
 
   readonly callback = (info: ProgressInfo): void => {
@@ -324,6 +423,14 @@ class ProgressAggregator {
       case 'download':
         if (state.started) return
         state.started = true
+        if (!this.wasFetched(file)) {
+          this.#pending.delete(file)
+          state.cached = true
+          state.done = true
+          state.total = state.loaded = fileSize(this.dir, file) || state.total
+          this.#send(file, 'cached')
+          return
+        }
         if (this.#pending.delete(file)) this.#send(file, 'initiate')
         this.#send(file, 'download')
         return
@@ -409,8 +516,16 @@ export async function downloadModel (repo: string, options: DownloadModelOptions
   if (options.signal?.aborted === true) throw aborted(options.signal.reason)
 
   const fromCache = async (): Promise<DownloadedModel | undefined> => {
-    const files = (await readManifest(manifestFile))?.complete[key]
-    return files !== undefined && allPresent(dir, files) ? { dir, files, repo, revision, cached: true } : undefined
+    const manifest = await readManifest(manifestFile)
+    const files = manifest?.complete[key]
+    if (files === undefined || !allPresent(dir, files)) return undefined
+    const changed = changedSizes(dir, files, manifest?.sizes)
+    if (changed.length === 0) return { dir, files, repo, revision, cached: true }
+    // Truncated or altered since it was downloaded. Deleting it makes transformers.js's cache miss, so the
+    // download below fetches it again instead of failing on it forever.
+    log.warn({ model: repo, revision, dir, files: changed }, 'cached model files differ in size from the download; deleting them to fetch them again')
+    await Promise.all(changed.map(async f => await rm(join(dir, ...f.split('/')), { force: true })))
+    return undefined
   }
   const hit = await fromCache()
   if (hit !== undefined) return hit
@@ -422,6 +537,9 @@ export async function downloadModel (repo: string, options: DownloadModelOptions
   const t = await import('@huggingface/transformers')
   const failures: FetchFailure[] = []
   const signal = options.signal
+  // Files whose body was requested (cache hits are not), and sizes the host announced ahead of the body.
+  const fetched = new Set<string>()
+  const announcedSizes = new Map<string, number>()
   // Wraps whatever fetch is configured (a proxy, an auth header) to add `signal` and note each failed URL.
   const tracked = (baseFetch: TransformersEnv['fetch']) => async (input: string | URL, init?: RequestInit): Promise<Response> => {
     const url = String(input)
@@ -429,7 +547,25 @@ export async function downloadModel (repo: string, options: DownloadModelOptions
     try {
       const response = await baseFetch(input, { ...init, ...(signals.length > 0 ? { signal: AbortSignal.any(signals) } : {}) }) as Response
       if (!response.ok) failures.push({ url, status: response.status })
-      return response
+      const file = fileOfUrl(url, repo, revision)
+      // Only whole-file GETs: the size probes ask for `Range: bytes=0-0`.
+      if (!response.ok || file === undefined || (init?.method ?? 'GET') !== 'GET' || new Headers(init?.headers).has('range')) return response
+      fetched.add(file)
+      // A compressed body's length says nothing about the file's; then only a broken stream is caught.
+      const encoding = response.headers.get('content-encoding')
+      const plain = encoding === null || encoding === 'identity'
+      const length = Number(response.headers.get('content-length') ?? NaN)
+      const size = (): number | undefined => plain ? announcedSizes.get(file) ?? (Number.isSafeInteger(length) ? length : undefined) : undefined
+      return watchBody(response, size, (received, cause) => {
+        if (signals.some(s => s.aborted)) return undefined
+        const expected = size()
+        const context = { model: repo, file, url, received, ...(expected === undefined ? {} : { expected }) }
+        const error = cause === undefined
+          ? new ModelLoadError(`${file} of model ${repo}@${revision} from ${url} is incomplete: received ${received} of the ${expected ?? '?'} bytes the host announced; nothing was cached`, { context })
+          : new ModelLoadError(`downloading ${file} of model ${repo}@${revision} from ${url} failed after ${received} bytes: ${reasonOf(cause)}`, { cause, context })
+        failures.push({ url, error })
+        return error
+      })
     } catch (error) {
       failures.push({ url, error })
       throw error
@@ -452,7 +588,9 @@ export async function downloadModel (repo: string, options: DownloadModelOptions
     // Another call may have completed the same download while this one waited its turn.
     const done = await fromCache()
     if (done !== undefined) return done
-    const progress = new ProgressAggregator(repo, dir, options.onProgress)
+    // A download killed mid-file (Ctrl-C, a crash) leaves its temporary file behind.
+    await removeStaleTemporaries(dir)
+    const progress = new ProgressAggregator(repo, dir, options.onProgress, file => fetched.has(file))
     const base = { cache_dir: cacheDir, revision, progress_callback: progress.callback }
     let step = 'config.json'
     const errorContext = { repo, revision, host, failures, signal, get step () { return step } }
@@ -469,6 +607,8 @@ export async function downloadModel (repo: string, options: DownloadModelOptions
         // Sizes up front give the aggregate total; transformers.js memoises these probes and reuses them.
         const meta = await t.ModelRegistry.get_file_metadata(repo, file, { cache_dir: cacheDir, revision }).catch(() => undefined)
         if (meta?.exists === true && meta.size !== undefined) progress.expect(file, meta.size)
+        // The host's size for a file still to fetch: its body must have exactly this many bytes.
+        if (meta?.exists === true && meta.size !== undefined && meta.fromCache !== true) announcedSizes.set(file, meta.size)
       }))
       signal?.throwIfAborted()
 
@@ -501,11 +641,16 @@ export async function downloadModel (repo: string, options: DownloadModelOptions
       const missing = expected.filter(f => !OPTIONAL_MODEL_FILES.includes(f) && !allPresent(dir, [f]))
       if (missing.length > 0) {
         const url = remoteUrl(host, repo, revision, missing[0])
-        throw new ModelLoadError(`${missing[0]} of model ${repo}@${revision} was not downloaded from ${url}`, { context: { model: repo, file: missing[0], url } })
+        // What went wrong with it, when the fetch wrapper saw (transformers.js may have swallowed it).
+        const failure = [...failures].reverse().find(f => f.url === url)
+        const reason = failure?.error !== undefined ? `: ${reasonOf(failure.error)}` : failure?.status !== undefined ? ` (HTTP ${failure.status})` : ''
+        throw new ModelLoadError(`${missing[0]} of model ${repo}@${revision} was not downloaded from ${url}${reason}`,
+          { context: { model: repo, file: missing[0], url, ...(failure?.status === undefined ? {} : { status: failure.status }) }, ...(failure?.error === undefined ? {} : { cause: failure.error }) })
       }
       const files = [...new Set(expected.filter(f => allPresent(dir, [f])))].sort()
       const manifest = await readManifest(manifestFile) ?? { version: 1, repo, revision, complete: {} }
       manifest.complete[key] = files
+      manifest.sizes = { ...manifest.sizes, ...Object.fromEntries(files.map(f => [f, fileSize(dir, f)])) }
       await writeManifest(manifestFile, manifest)
       log.debug({ model: repo, revision, dir, files, fetched: progress.fetched }, 'model downloaded')
       return { dir, files, repo, revision, cached: false }

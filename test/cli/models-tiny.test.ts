@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -42,6 +42,44 @@ describe('ipfs-accelerate models tiny', () => {
       const notNumber = cli('models', 'tiny', 'bert', join(root, 'z'), '--layers', 'many')
       assert.equal(notNumber.status, 2)
       assert.match(String(notNumber.stderr), /option '--layers <n>' argument 'many' is invalid/)
+    } finally {
+      rmSync(root, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses a target that is a file or a folder holding something else (exit 2), and rebuilds the same model in place', () => {
+    const root = mkdtempSync(join(tmpdir(), 'ia-cli-tiny-'))
+    try {
+      writeFileSync(join(root, 'a-file'), 'x')
+      const file = cli('models', 'tiny', 'bert', join(root, 'a-file'))
+      assert.equal(file.status, 2, String(file.stderr))
+      assert.match(String(file.stderr), /ValidationError: dir: .*a-file exists and is not a folder/)
+      const below = cli('models', 'tiny', 'bert', join(root, 'a-file', 'model'))
+      assert.equal(below.status, 2, String(below.stderr))
+      assert.match(String(below.stderr), /ValidationError: dir: .*inside a file/)
+
+      mkdirSync(join(root, 'mine'))
+      writeFileSync(join(root, 'mine', 'notes.txt'), 'keep me')
+      const full = cli('models', 'tiny', 'bert', join(root, 'mine'))
+      assert.equal(full.status, 2, String(full.stderr))
+      assert.match(String(full.stderr), /ValidationError: dir: .*is not empty/)
+      assert.deepEqual(readdirSync(join(root, 'mine')), ['notes.txt'])
+
+      mkdirSync(join(root, 'empty'))
+      assert.equal(cli('models', 'tiny', 'bert', join(root, 'empty'), '--layers', '1').status, 0)
+      // The same family and options again: replaced, same bytes.
+      const before = readFileSync(join(root, 'empty', 'onnx', 'model.onnx'))
+      const again = cli('models', 'tiny', 'bert', join(root, 'empty'), '--layers', '1')
+      assert.equal(again.status, 0, String(again.stderr))
+      assert.deepEqual(readFileSync(join(root, 'empty', 'onnx', 'model.onnx')), before)
+      // Other options, or another family: refused, the model left as it was.
+      const other = cli('models', 'tiny', 'bert', join(root, 'empty'), '--layers', '2')
+      assert.equal(other.status, 2, String(other.stderr))
+      const family = cli('models', 'tiny', 'gpt2', join(root, 'empty'))
+      assert.equal(family.status, 2, String(family.stderr))
+      assert.deepEqual(readFileSync(join(root, 'empty', 'onnx', 'model.onnx')), before)
+      // No temporary folders are left next to the targets.
+      assert.deepEqual(readdirSync(root).sort(), ['a-file', 'empty', 'mine'])
     } finally {
       rmSync(root, { recursive: true, force: true })
     }

@@ -1,5 +1,8 @@
-import { describe, it } from 'node:test'
+import { after, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import fs, { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { createProgressReporter, type TransferProgressEvent } from '../../src/cli/progress-bar.js'
 
@@ -78,5 +81,76 @@ describe('progress reporter', () => {
     assert.match(text, /Org\/m\s+\[/)
     assert.match(text, /100% \| 2\.0 KiB\/2\.0 KiB/)
     assert.doesNotMatch(text, /Org\/m\/a/)
+  })
+
+  it('says nothing about files found in a cache: no line, no bar', () => {
+    const plain = sink(false)
+    const lines = createProgressReporter(plain)
+    lines.onProgress({ model: 'Org/m', file: 'config.json', status: 'cached', loaded: 561, total: 561 })
+    for (const e of transfer('Org/m', 'onnx/model.onnx', 4096)) lines.onProgress(e)
+    lines.stop()
+    assert.equal(plain.text(), 'downloaded Org/m/onnx/model.onnx (4.0 KiB)\n')
+
+    const tty = sink(true)
+    const bars = createProgressReporter(tty)
+    bars.onProgress({ model: 'Org/m', file: 'config.json', status: 'cached', loaded: 561, total: 561 })
+    for (const e of transfer('Org/m', 'onnx/model.onnx', 4096)) bars.onProgress(e)
+    bars.stop()
+    assert.doesNotMatch(tty.text(), /config\.json/)
+    assert.match(tty.text(), /onnx\/model\.onnx/)
+  })
+
+  it('prints other output to the stream above live bars, then redraws them', () => {
+    const out = sink(true)
+    const reporter = createProgressReporter(out)
+    after(() => { reporter.stop() })
+    const [initiate, download, half] = transfer('Org/m', 'onnx/model.onnx', 4096)
+    // Before any bar, writes go straight through.
+    out.write('before\n')
+    for (const e of [initiate, download, half]) reporter.onProgress(e)
+    const drawn = out.text().length
+    out.write('{"level":40,"msg":"a log line"}\n')
+    const tail = out.text().slice(drawn)
+    // From the top of the bars: the line (with wrapping back on), then the bar again below it.
+    const log = tail.indexOf('{"level":40,"msg":"a log line"}\n')
+    assert.ok(log >= 0, JSON.stringify(tail))
+    assert.match(tail.slice(0, log), /\u001b\[\?7h$/)
+    assert.match(tail.slice(log), /Org\/m\/onnx\/model\.onnx .*50%/)
+    // A partial line waits for its end.
+    out.write('part')
+    assert.doesNotMatch(out.text().slice(drawn), /part/)
+    out.write('ial\n')
+    assert.match(out.text().slice(drawn), /partial\n/)
+    reporter.stop()
+    // After stop, writes go straight through again.
+    const stopped = out.text().length
+    out.write('after\n')
+    assert.equal(out.text().slice(stopped), 'after\n')
+    assert.match(out.text(), /^before\n/)
+  })
+
+  it('also catches direct writes to the stream\'s file descriptor (how the logger writes)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'progress-fd-'))
+    const file = join(dir, 'fd.txt')
+    const fd = openSync(file, 'w')
+    try {
+      const out = Object.assign(sink(true), { fd })
+      const reporter = createProgressReporter(out)
+      try {
+        for (const e of transfer('Org/m', 'a.bin', 2048).slice(0, 3)) reporter.onProgress(e)
+        // pino's destination calls fs.writeSync through the fs module object, as here.
+        fs.writeSync(fd, 'logged while drawing\n')
+        fs.writeSync(fd, Buffer.from('as bytes\n'))
+        assert.match(out.text(), /logged while drawing\n/)
+        assert.match(out.text(), /as bytes\n/)
+      } finally {
+        reporter.stop()
+      }
+      fs.writeSync(fd, 'logged after\n')
+      assert.equal(readFileSync(file, 'utf8'), 'logged after\n')
+    } finally {
+      closeSync(fd)
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -17,13 +17,14 @@ export function registerModels (program: Command): void {
   models.command('tiny')
     .description(`write a deterministic tiny random-weight model (${TINY_FAMILIES.join(', ')}) that transformers.js loads`)
     .argument('<family>', TINY_FAMILIES.join(' | '))
-    .argument('<dir>', 'folder to write')
+    .argument('<dir>', 'folder to write: new, empty, or the same tiny model (same family and options), which is replaced; anything else is refused (exit 2)')
     .option('--hidden-size <n>', 'hidden size', positiveInt)
     .option('--layers <n>', 'transformer layers', positiveInt)
     .option('--heads <n>', 'attention heads', positiveInt)
     .option('--vocab <n>', 'vocabulary size', positiveInt)
     .option('--positions <n>', 'longest sequence', positiveInt)
     .option('--seed <n>', 'seed of the random weights', positiveInt)
+    .addHelpText('after', '\nThe files are written into a temporary folder next to <dir> and renamed into place, so a failed\nbuild leaves nothing behind.')
     .action(async (family: string, dir: string, opts: { hiddenSize?: number, layers?: number, heads?: number, vocab?: number, positions?: number, seed?: number }) => {
       const options: TinyModelOptions = {
         hiddenSize: opts.hiddenSize,

@@ -27,9 +27,12 @@ export function isTinyFamily (value: unknown): value is TinyFamily {
 }
 
 /**
- * Writes a tiny random-weight model of `family` into `dir` (created if missing). Same family, options
- * and seed give byte-identical files.
- * @throws ValidationError for an unknown family or out-of-range options.
+ * Writes a tiny random-weight model of `family` as the folder `dir` (created with its parents if
+ * missing). Same family, options and seed give byte-identical files. `dir` must be new, empty, or this
+ * same tiny model (same family and options, nothing else in it), which is then replaced. The files are
+ * written into a temporary sibling folder that is renamed into place, so a failed build leaves nothing.
+ * @throws ValidationError for an unknown family, out-of-range options, or a `dir` that is a file, a
+ *   symbolic link or a non-empty folder holding something else.
  */
 export async function buildTinyModel (family: TinyFamily, dir: string, options?: TinyModelOptions): Promise<TinyModelInfo> {
   if (!isTinyFamily(family)) {
