@@ -11,6 +11,9 @@ import { base16 } from 'multiformats/bases/base16'
 import { buildTinyModel } from '../../src/models/tiny/index.js'
 import { HeliaStore } from '../../src/content/helia-store.js'
 import { publishModel } from '../../src/content/model-pack.js'
+import * as dagPb from '@ipld/dag-pb'
+import { seededBytes } from '../content/seeded-bytes.js'
+import { damageBlock } from '../content/damage-block.js'
 import { createIpfsServer, type IpfsServer } from '../../src/server/create-ipfs-server.js'
 import { startHubServer, type HubServer } from '../helpers/hub-server.js'
 
@@ -122,6 +125,31 @@ describe('ipfs-accelerate ipfs / models publish|pull|ls (real CLI)', () => {
     assert.equal(gone.code, 1)
     assert.match(gone.stderr, /NotFoundError/)
     assert.equal((await cli(home, ['ipfs', 'cat', HELLO_V0])).stdout, 'hello world\n')
+  })
+
+  it('gc names a damaged pinned block, removes nothing and exits 1; a re-add repairs it', async () => {
+    const damagedHome = path.join(root, 'damaged-home')
+    const file = path.join(root, 'big.bin')
+    await writeFile(file, seededBytes(700_000, 5)) // CIDv0: dag-pb leaves, which gc reads
+    const rootCid = ok(await cli(damagedHome, ['ipfs', 'add', file]), 'add')
+    const store = new HeliaStore({ repo: path.join(damagedHome, 'ipfs') })
+    let leaf: CID
+    try {
+      leaf = dagPb.decode(await store.getBlock(CID.parse(rootCid))).Links[1].Hash
+      await damageBlock(store.blockstore, leaf)
+    } finally {
+      await store.stop()
+    }
+    assert.equal((await cli(damagedHome, ['ipfs', 'cat', rootCid])).code, 1, 'the damage is found on read')
+    const gc = await cli(damagedHome, ['ipfs', 'gc'])
+    assert.equal(gc.code, 1, gc.stderr)
+    assert.match(gc.stdout, /^removed 0 blocks/)
+    assert.match(gc.stderr, new RegExp(`cannot read block ${leaf.toString()} under pin ${rootCid}`))
+    ok(await cli(damagedHome, ['ipfs', 'add', file]), 're-add')
+    ok(await cli(damagedHome, ['ipfs', 'gc']), 'gc after the repair')
+    const back = path.join(root, 'big-back.bin')
+    ok(await cli(damagedHome, ['ipfs', 'get', rootCid, '-o', back]), 'get after the repair')
+    assert.deepEqual(await readFile(back), await readFile(file))
   })
 
   it('an invalid CID exits 2 with a clear message and touches nothing', async () => {
