@@ -19,6 +19,9 @@ import type { ContentRouter } from './content/content-router.js'
 import type { ResultStore } from './content/result-store.js'
 import { isPulled, type PublishedModel, type PulledModel, type PackProgressEvent } from './content/model-pack.js'
 
+/** Per-call options of `processAsync`: `onToken`, `onProgress`, `signal` (the engine sets `source` itself). */
+export type ProcessOptions = Omit<RunOptions, 'source'>
+
 /** Seed-shaped inference result: task fields plus `model` and `inference_time` (seconds). */
 export type InferenceResult = Record<string, unknown> & { model: string, inference_time: number }
 
@@ -112,7 +115,7 @@ export class IpfsAccelerate {
   }
 
   /** Asynchronous inference on the same engine as `process()`. */
-  async processAsync (model: string, input: unknown, endpointType?: EndpointType | null, options: RunOptions = {}): Promise<InferenceResult> {
+  async processAsync (model: string, input: unknown, endpointType?: EndpointType | null, options: ProcessOptions = {}): Promise<InferenceResult> {
     const type = this.checkCall(model, endpointType, input)
     // Streaming callers want the tokens as they come, so they bypass the cache.
     const key = options.onToken === undefined ? this.cacheKey(model, type, input) : undefined

@@ -1,5 +1,5 @@
 /** The public surface of ipfs-accelerate. */
-export { IpfsAccelerate, type InferenceResult, type IpfsAccelerateOptions, type InitEndpointsResources, type DeferredEndpoint } from './accelerator.js'
+export { IpfsAccelerate, type ProcessOptions, type InferenceResult, type IpfsAccelerateOptions, type InitEndpointsResources, type DeferredEndpoint } from './accelerator.js'
 export { initialize, getInstance, resetInstance } from './instance.js'
 export * from './errors.js'
 export { resolveConfig, type ResolveOptions } from './config/resolve.js'

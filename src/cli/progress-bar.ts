@@ -59,6 +59,12 @@ function writeSyncText (data: string | NodeJS.ArrayBufferView, rest: unknown[]):
 
 /** Only one reporter at a time redirects a stream's writes; a second one (rare) draws without it. */
 let capturing = false
+/** A stream's own `write` while a capture has replaced it: what every reporter draws with. */
+const unpatched = new WeakMap<object, (...args: unknown[]) => boolean>()
+
+function writeOf (stream: Stream): (...args: unknown[]) => boolean {
+  return unpatched.get(stream) ?? (stream.write as (...args: unknown[]) => boolean)
+}
 
 /**
  * Redirects writes to `stream` (its `write`, and `fs.writeSync` on its file descriptor) to `onText`
@@ -67,11 +73,12 @@ let capturing = false
  */
 function captureWrites (stream: Stream, onText: (text: string) => void): { direct: (text: string) => void, restore: () => void } {
   const target = stream as unknown as { write: (...args: unknown[]) => boolean }
-  const original = target.write
+  const original = writeOf(stream)
   const own = Object.prototype.hasOwnProperty.call(target, 'write')
   const direct = (text: string): void => { original.call(stream, text) }
   if (capturing) return { direct, restore: () => {} }
   capturing = true
+  unpatched.set(stream, original)
   let partial = ''
   const take = (text: string): void => {
     partial += text
@@ -103,6 +110,7 @@ function captureWrites (stream: Stream, onText: (text: string) => void): { direc
     restore () {
       if (!capturing) return
       capturing = false
+      unpatched.delete(stream)
       if (own) target.write = original
       else delete (target as { write?: unknown }).write
       mutableFs.writeSync = originalWriteSync
@@ -130,7 +138,7 @@ function barReporter (stream: Stream, aggregate: boolean): ProgressReporter {
   let stopped = false
   let capture: ReturnType<typeof captureWrites> | undefined
   // The bars' own drawing goes straight to the stream, past the capture below.
-  const write = stream.write as (...args: unknown[]) => boolean
+  const write = writeOf(stream)
   const barStream = Object.create(stream, { write: { value: (...args: unknown[]) => write.apply(stream, args) } }) as Stream
   const multi = new cliProgress.MultiBar({
     stream: barStream,

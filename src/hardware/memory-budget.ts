@@ -26,6 +26,8 @@ export class MemoryBudget {
   private usedBytes = 0
   /** How many users hold each key (`use`); held keys are never evicted. */
   private readonly users = new Map<string, number>()
+  /** `whenFree` callers, by key. */
+  private readonly freeWaiters = new Map<string, Array<() => void>>()
   /** Reservations waiting for models in use to be released, first come first served. */
   private readonly waiters: Waiter[] = []
 
@@ -71,6 +73,8 @@ export class MemoryBudget {
         this.users.set(key, left)
       } else {
         this.users.delete(key)
+        for (const wake of this.freeWaiters.get(key) ?? []) wake()
+        this.freeWaiters.delete(key)
         this.pump()
       }
     }
@@ -78,6 +82,16 @@ export class MemoryBudget {
 
   inUse (key: string): boolean {
     return this.users.has(key)
+  }
+
+  /** Resolves once no request uses `key` (at once when none does). */
+  async whenFree (key: string): Promise<void> {
+    if (!this.users.has(key)) return
+    await new Promise<void>(resolve => {
+      const list = this.freeWaiters.get(key) ?? []
+      list.push(resolve)
+      this.freeWaiters.set(key, list)
+    })
   }
 
   /** Reservations waiting in `reserveWhenFree` for models in use to be released. */

@@ -5,11 +5,15 @@
  * once `maxBatch` rows are queued the window ends early, since no later request could join that
  * batch anyway.
  */
+import { AbortError } from '../errors.js'
+
 export type BatchRunner<I, O> = (items: I[]) => Promise<O[]>
 
 interface Pending<I, O> {
   item: I
   size: number
+  /** Its caller gave up when this fires: it is dropped, not run, if its batch has not started. */
+  signal?: AbortSignal
   resolve: (value: O) => void
   reject: (err: unknown) => void
 }
@@ -19,6 +23,11 @@ export interface BatcherInit {
   maxBatch: number
   /** How long the first request of a batch waits for others to join; 0 = only those already queued. */
   windowMs: number
+  /**
+   * Runs each batch inside a slot (the engine's concurrency bound). The batch is made up once the slot
+   * is granted, so requests arriving meanwhile join it and those given up meanwhile are dropped.
+   */
+  slot?: <T>(fn: () => Promise<T>) => Promise<T>
 }
 
 export class Batcher<I, O> {
@@ -33,9 +42,9 @@ export class Batcher<I, O> {
   constructor (private readonly init: BatcherInit, private readonly runner: BatchRunner<I, O>) {}
 
   /** `size` is how many batch rows this item fills (a request carrying 3 texts fills 3). */
-  async submit (item: I, size = 1): Promise<O> {
+  async submit (item: I, size = 1, signal?: AbortSignal): Promise<O> {
     return await new Promise<O>((resolve, reject) => {
-      this.queue.push({ item, size, resolve, reject })
+      this.queue.push({ item, size, signal, resolve, reject })
       this.queuedRows += size
       this.schedule()
     })
@@ -80,6 +89,12 @@ export class Batcher<I, O> {
     let rows = 0
     while (this.queue.length > 0) {
       const next = this.queue[0]
+      if (next.signal?.aborted === true) {
+        this.queue.shift()
+        this.queuedRows -= next.size
+        next.reject(new AbortError('the call was aborted'))
+        continue
+      }
       // An item larger than maxBatch still runs, alone.
       if (batch.length > 0 && rows + next.size > this.init.maxBatch) break
       batch.push(this.queue.shift() as Pending<I, O>)
@@ -93,27 +108,32 @@ export class Batcher<I, O> {
     if (this.running) return
     this.running = true
     try {
+      const inSlot = this.init.slot ?? (async <T>(fn: () => Promise<T>): Promise<T> => await fn())
       while (this.queue.length > 0) {
-        const batch = this.takeBatch()
-        try {
-          const results = await this.runner(batch.map(p => p.item))
-          batch.forEach((p, i) => { p.resolve(results[i]) })
-        } catch (err) {
-          if (batch.length === 1) batch[0].reject(err)
-          else {
-            // One bad request must not fail its neighbours: retry each alone so only it gets the error.
-            for (const p of batch) {
-              try {
-                p.resolve((await this.runner([p.item]))[0])
-              } catch (e) {
-                p.reject(e)
-              }
-            }
-          }
-        }
+        await inSlot(async () => { await this.runBatch(this.takeBatch()) })
       }
     } finally {
       this.running = false
+    }
+  }
+
+  private async runBatch (batch: Array<Pending<I, O>>): Promise<void> {
+    if (batch.length === 0) return
+    try {
+      const results = await this.runner(batch.map(p => p.item))
+      batch.forEach((p, i) => { p.resolve(results[i]) })
+    } catch (err) {
+      if (batch.length === 1) batch[0].reject(err)
+      else {
+        // One bad request must not fail its neighbours: retry each alone so only it gets the error.
+        for (const p of batch) {
+          try {
+            p.resolve((await this.runner([p.item]))[0])
+          } catch (e) {
+            p.reject(e)
+          }
+        }
+      }
     }
   }
 }

@@ -127,9 +127,10 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
       try {
         call.options.onToken?.(msg.text)
       } catch (err) {
-        // The caller's own callback failed: its call fails with that error, and the rest of the
-        // generation (still running in the worker) is dropped.
+        // The caller's own callback failed: its call fails with that error, and the generation
+        // is cancelled in the worker.
         this.settle(msg.id)?.reject(err)
+        this.post({ type: 'cancel', id: msg.id })
       }
       return
     }

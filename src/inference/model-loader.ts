@@ -260,6 +260,11 @@ export class ModelLoader {
     return this.budget.use(key)
   }
 
+  /** Resolves once no request holds `key`. */
+  async whenFree (key: string): Promise<void> {
+    await this.budget.whenFree(key)
+  }
+
   /** Whether `key` holds a reservation in the memory budget (it is loaded, or past its reservation). */
   isReserved (key: string): boolean {
     return this.budget.has(key)

@@ -165,9 +165,11 @@ export class WorkerEngine {
     const maxBatch = loaded.settings.batch_size ?? this.config.hardware.batch_size
     const entry: Entry = { loaded, info, handler }
     if (handler.batchable) {
-      entry.batcher = new Batcher({ maxBatch, windowMs: this.config.performance.batch_window_ms }, async items => {
-        return await this.semaphore.run(async () => await handler.run(loaded, items, { maxBatch }))
-      })
+      entry.batcher = new Batcher({
+        maxBatch,
+        windowMs: this.config.performance.batch_window_ms,
+        slot: async fn => await this.semaphore.run(fn)
+      }, async items => await handler.run(loaded, items, { maxBatch }))
     }
     return entry
   }
@@ -193,7 +195,7 @@ export class WorkerEngine {
     const { value, rows } = await entry.handler.prepare(input, entry.loaded)
     const prepared = performance.now()
     const body = entry.batcher !== undefined
-      ? await entry.batcher.submit(value, rows)
+      ? await entry.batcher.submit(value, rows, signal)
       : (await this.semaphore.run(async () => {
           // A caller that gave up while this waited for a slot: do not start.
           if (signal?.aborted === true) throw new AbortError('the call was aborted')
@@ -208,11 +210,15 @@ export class WorkerEngine {
     return { ...body, model, inference_time: (done - started) / 1000 }
   }
 
-  /** Forgets a load (synchronously, before its first await) and disposes of its model once loaded. */
-  private async unloadSlot (slot: Slot): Promise<void> {
+  /**
+   * Forgets a load (synchronously, before its first await) and disposes of its model once loaded;
+   * with `whenUnused`, only once the requests using it are done (new requests load it afresh).
+   */
+  private async unloadSlot (slot: Slot, whenUnused = false): Promise<void> {
     if (this.entries.get(slot.key) === slot) this.entries.delete(slot.key)
     slot.unloading ??= (async () => {
       const entry = await slot.promise.catch(() => undefined)
+      if (whenUnused) await this.loader.whenFree(slot.id)
       try {
         if (entry !== undefined) await this.loader.dispose(slot.id, entry.loaded)
       } finally {
@@ -224,7 +230,8 @@ export class WorkerEngine {
 
   async unload (model: string): Promise<boolean> {
     const slots = [...this.entries.values()].filter(s => splitKey(s.key)[0] === model)
-    for (const slot of slots) await this.unloadSlot(slot)
+    // An explicit unload lets the requests already using the model finish first.
+    for (const slot of slots) await this.unloadSlot(slot, true)
     return slots.length > 0
   }
 

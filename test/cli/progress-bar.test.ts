@@ -129,6 +129,25 @@ describe('progress reporter', () => {
     assert.match(out.text(), /^before\n/)
   })
 
+  it('a second reporter made while another captures draws with the stream itself, never through the first', () => {
+    const out = sink(true)
+    const ev = (model: string, loaded: number, status: TransferProgressEvent['status'] = 'progress'): TransferProgressEvent => ({ model, file: `${model}.bin`, status, loaded, total: 100 })
+    const a = createProgressReporter(out)
+    a.onProgress(ev('A', 10))
+    const b = createProgressReporter(out)
+    b.onProgress(ev('B', 10))
+    a.stop()
+    const mark = out.text().length
+    b.onProgress(ev('B', 100, 'done'))
+    b.stop()
+    const tail = out.text().slice(mark)
+    assert.match(tail, /B\/B\.bin.*100%/, 'the second bar finishes')
+    assert.doesNotMatch(tail, /A\/A\.bin/, 'the first bar is not drawn again after its stop')
+    const all = out.text()
+    assert.ok(all.lastIndexOf('\u001b[?7h') > all.lastIndexOf('\u001b[?7l'), 'line wrapping is left on')
+    assert.equal(Object.prototype.hasOwnProperty.call(out, 'write'), false, 'the stream\'s write is restored')
+  })
+
   it('also catches direct writes to the stream\'s file descriptor (how the logger writes)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'progress-fd-'))
     const file = join(dir, 'fd.txt')

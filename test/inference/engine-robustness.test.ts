@@ -194,6 +194,46 @@ describe('inference engine robustness', () => {
     }
   })
 
+  it('a call given up while queued never runs; a throwing onToken cancels; unload waits for the requests using the model', async () => {
+    const acc = new IpfsAccelerate({ ...quiet, performance: { enable_caching: false, parallel_requests: 1 } }, {}, { env: {} })
+    try {
+      const long = { prompt: 'hello', max_new_tokens: 300 }
+      await acc.processAsync(bert, { input_ids: [101, 102] }, 'text_embedding')
+      await acc.processAsync(gpt2, { prompt: 'hello', max_new_tokens: 1 }, 'text_generation')
+      const worker = workerOf(acc)
+      let counting = false
+      let tokens = 0
+      const count = (messages: Array<{ type: string }>): void => { for (const m of messages) if (counting && m.type === 'token') tokens++ }
+      worker.on('message', count)
+      // An embedding (batched task) and a sampled generation (waits for the sampling lock) queued behind a
+      // long generation, both given up while they wait.
+      const first = acc.processAsync(gpt2, { ...long, do_sample: true, seed: 1 }, 'text_generation')
+      const queued = new AbortController()
+      const embedding = acc.processAsync(bert, { input_ids: [101, 2054, 102] }, 'text_embedding', { signal: queued.signal })
+      const sampled = acc.processAsync(gpt2, { ...long, do_sample: true, seed: 2 }, 'text_generation', { signal: queued.signal, onToken: () => {} })
+      queued.abort()
+      counting = true
+      await assert.rejects(embedding, AbortError)
+      await assert.rejects(sampled, AbortError)
+      await first
+      counting = false
+      assert.equal(tokens, 0, 'the given-up generation streamed nothing')
+      // A throwing onToken: its generation stops in the worker.
+      tokens = 0
+      await assert.rejects(acc.processAsync(gpt2, long, 'text_generation', { onToken: () => { counting = true; throw new Error('stop') } }))
+      await acc.processAsync(bert, { input_ids: [101, 2003, 102] }, 'text_embedding') // queued behind it
+      worker.off('message', count)
+      assert.ok(tokens < 10, `the generation went on for ${tokens} tokens after its callback threw`)
+      // unloadModel during a generation: the generation finishes, the model is then unloaded.
+      const running = acc.processAsync(gpt2, { prompt: 'hello', max_new_tokens: 50 }, 'text_generation')
+      await new Promise(resolve => setTimeout(resolve, 20))
+      assert.equal(await acc.unloadModel(gpt2), true)
+      assert.equal(typeof (await running).text, 'string')
+    } finally {
+      await acc.stop()
+    }
+  })
+
   it('a script that only calls process() exits by itself (the worker does not hold the process)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ia-exit-'))
     try {

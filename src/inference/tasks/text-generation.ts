@@ -118,6 +118,9 @@ export class TextGenerationTask implements TaskHandler<GenerationRequest> {
     const streamer = ctx.onToken === undefined
       ? undefined
       : new TextStreamer(m.tokenizer, { skip_prompt: true, skip_special_tokens: true, callback_function: ctx.onToken })
+    // A caller may have given up while this waited (for the sampling lock, say): do not start.
+    const aborted = (): boolean => ctx.signal?.aborted === true
+    if (aborted()) throw new AbortError('the generation was aborted')
     const eos = m.config.eos_token_id
     // A caller that gave up (a stream left early) interrupts the generation at its next token.
     const interrupt = new InterruptableStoppingCriteria()
@@ -136,7 +139,7 @@ export class TextGenerationTask implements TaskHandler<GenerationRequest> {
       streamer,
       stopping_criteria: [interrupt]
     }).finally(() => { ctx.signal?.removeEventListener('abort', onAbort) })
-    if (ctx.signal?.aborted === true) throw new AbortError('the generation was aborted')
+    if (aborted()) throw new AbortError('the generation was aborted')
     const all = Array.from((sequences as Tensor).data as BigInt64Array, Number)
     const generated = all.slice(n)
     return {
