@@ -117,6 +117,9 @@ export class IpfsAccelerate {
   /** Asynchronous inference on the same engine as `process()`. */
   async processAsync (model: string, input: unknown, endpointType?: EndpointType | null, options: ProcessOptions = {}): Promise<InferenceResult> {
     const type = this.checkCall(model, endpointType, input)
+    checkProcessOptions(options)
+    // Given up already: no cache lookup, no pull, no worker call.
+    if (options.signal?.aborted === true) throw new AbortError('the call was aborted before it started')
     // Streaming callers want the tokens as they come, so they bypass the cache.
     const key = options.onToken === undefined ? this.cacheKey(model, type, input) : undefined
     const hit = key === undefined ? undefined : this.resultCache?.get(key)
@@ -352,4 +355,15 @@ function isRepeatable (input: unknown): boolean {
   if (input === null || typeof input !== 'object') return true
   const { do_sample: doSample, seed } = input as Record<string, unknown>
   return !(doSample === true && seed === undefined)
+}
+
+/** The options of `processAsync`, checked before anything runs (a bad callback would fail mid-call). */
+function checkProcessOptions (options: unknown): asserts options is ProcessOptions {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw ValidationError.field('options', `expected an object, got ${describe(options)}`)
+  }
+  const { onToken, onProgress, signal } = options as Record<string, unknown>
+  if (onToken !== undefined && typeof onToken !== 'function') throw ValidationError.field('options.onToken', `expected a function, got ${describe(onToken)}`)
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw ValidationError.field('options.onProgress', `expected a function, got ${describe(onProgress)}`)
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw ValidationError.field('options.signal', `expected an AbortSignal, got ${describe(signal)}`)
 }

@@ -206,8 +206,17 @@ export class GatewayStore implements ContentStore {
     let timer: NodeJS.Timeout | undefined
     try {
       const res = await withRetry(`GET ${url}`, this.where(), this.net, callerSignal, async (attemptSignal) => {
-        // the per-attempt deadline covers the response head; the body streams under the caller's signal
-        const r = await fetch(url, { headers: { accept: CAR_ACCEPT }, signal: AbortSignal.any([signal, attemptSignal]) })
+        // The per-attempt deadline covers the response head only: once the head is in, the body streams
+        // under the caller's signal and the idle timer below, so the deadline is detached then.
+        const head = new AbortController()
+        const onDeadline = (): void => { head.abort(attemptSignal.reason) }
+        attemptSignal.addEventListener('abort', onDeadline, { once: true })
+        let r: Response
+        try {
+          r = await fetch(url, { headers: { accept: CAR_ACCEPT }, signal: AbortSignal.any([signal, head.signal]) })
+        } finally {
+          attemptSignal.removeEventListener('abort', onDeadline)
+        }
         if (r.status === 404 || r.status === 410) {
           await r.arrayBuffer().catch(() => {})
           throw new NotFoundError(`${this.name} at ${this.url} has no ${cid.toString()}`, { context: { cid: cid.toString(), store: this.name } })

@@ -201,6 +201,11 @@ export async function resolveIpfsPath (cid: CID, path: string, getBlock: BlockGe
       const link = (last?.remainder[0] ?? path.split('/')[0])
       throw missing(link, last?.path ?? cid.toString(), err)
     }
+    // The walker reads a multi-block file's node as if it were a directory when segments are left
+    // below it: those segments name links a file does not have.
+    if (name === 'NotUnixFSError' && last !== undefined && last.remainder.length > 0 && await isFileNode(last.cid, getBlock, options)) {
+      throw missing(last.remainder[0], last.path, err)
+    }
     if (name === 'NotUnixFSError' || name === 'NoResolverError' || name === 'BadPathError') {
       throw ValidationError.field('cid', `cannot resolve ${path} below ${cid.toString()}: ${(err as Error).message}`, { cid: cid.toString(), path })
     }
@@ -210,4 +215,18 @@ export async function resolveIpfsPath (cid: CID, path: string, getBlock: BlockGe
   // the walker stops at a file (or raw block) with segments left: they name links a file does not have
   if (last.remainder.length > 0) throw missing(last.remainder[0], last.path)
   return last.cid
+}
+
+/** Whether `cid` is a UnixFS file (a raw block, or a dag-pb node of type file or raw). */
+async function isFileNode (cid: CID, getBlock: BlockGetter, options: AbortOptions): Promise<boolean> {
+  if (cid.code === RAW_CODE) return true
+  if (cid.code !== DAG_PB_CODE) return false
+  try {
+    const node = dagPb.decode(await fetchBlock(cid, getBlock, options))
+    if (node.Data === undefined) return false
+    const type = UnixFS.unmarshal(node.Data).type
+    return type === 'file' || type === 'raw'
+  } catch {
+    return false
+  }
 }

@@ -22,6 +22,11 @@ export interface IpfsServerInit {
   rpc?: boolean
   /** Peer ID for `/api/v0/id`. Default: a fresh Ed25519 identity for this server's lifetime. */
   peerId?: string
+  /**
+   * A connection with no traffic either way for this long is closed (default 60 s): a client that
+   * stalls in the middle of an upload must not hold the store (its import holds the store's lock).
+   */
+  idleTimeoutMs?: number
 }
 
 export interface IpfsServer {
@@ -31,6 +36,8 @@ export interface IpfsServer {
   close: () => Promise<void>
 }
 
+const DEFAULT_IDLE_TIMEOUT_MS = 60_000
+
 async function ephemeralPeerId (): Promise<string> {
   const [{ generateKeyPair }, { peerIdFromPrivateKey }] = await Promise.all([import('@libp2p/crypto/keys'), import('@libp2p/peer-id')])
   return peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
@@ -38,9 +45,10 @@ async function ephemeralPeerId (): Promise<string> {
 
 export async function createIpfsServer (init: IpfsServerInit): Promise<IpfsServer> {
   const host = init.host ?? '127.0.0.1'
+  const idleTimeoutMs = init.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
   const app: FastifyInstance = init.logger === undefined
-    ? Fastify({ logger: false, forceCloseConnections: true })
-    : Fastify({ loggerInstance: init.logger, forceCloseConnections: true }) as unknown as FastifyInstance
+    ? Fastify({ logger: false, forceCloseConnections: true, connectionTimeout: idleTimeoutMs })
+    : Fastify({ loggerInstance: init.logger, forceCloseConnections: true, connectionTimeout: idleTimeoutMs }) as unknown as FastifyInstance
   // whatever fails outside the routes' own handlers (an unknown URL included) answers `{ error: { name, message } }`
   app.setErrorHandler(async (err, _request, reply) => { await sendErrorBody(reply, err) })
   app.setNotFoundHandler(async (request, reply) => {

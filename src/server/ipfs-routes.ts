@@ -104,6 +104,7 @@ function clearHeaders (reply: FastifyReply): void {
 export async function sendErrorBody (reply: FastifyReply, err: unknown): Promise<void> {
   if (reply.sent) { reply.raw.destroy(); return }
   clearHeaders(reply)
+  closeIfBodyUnread(reply)
   await reply.code(statusOf(err)).header('cache-control', 'no-store').header('content-type', 'application/json; charset=utf-8')
     .send(errorBody(err))
 }
@@ -259,8 +260,17 @@ function flag (query: Query, name: string, fallback: boolean): boolean {
   throw ValidationError.field(name, `expected true or false, got ${JSON.stringify(v)}`)
 }
 
+/**
+ * An answer sent before the request's body was read to its end (an upload refused part-way): the rest
+ * of that body would be read as the next request on a kept-alive connection, so this one closes.
+ */
+function closeIfBodyUnread (reply: FastifyReply): void {
+  if (!reply.request.raw.complete) reply.header('connection', 'close')
+}
+
 async function sendRpcError (reply: FastifyReply, err: unknown): Promise<void> {
   if (reply.sent) { reply.raw.destroy(); return }
+  closeIfBodyUnread(reply)
   const status = statusOf(err)
   let message = publicMessage(err)
   // Kubo's wording, which clients (and our KuboStore) recognise
@@ -457,6 +467,10 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
       try {
         const query = request.query as Query
         const format = query.format
+        // Kubo's formats we can store; any other (cbor, dag-cbor, ...) is refused, never stored as raw.
+        if (format !== undefined && format !== '' && !['raw', 'v0', 'protobuf', 'dag-pb'].includes(format)) {
+          throw ValidationError.field('format', `unsupported block format ${JSON.stringify(format)} (raw, dag-pb, protobuf or v0)`)
+        }
         const codecName = query['cid-codec'] ?? (format === 'v0' || format === 'protobuf' || format === 'dag-pb' ? 'dag-pb' : 'raw')
         const code = codecName === 'dag-pb' ? DAG_PB_CODE : codecName === 'raw' ? RAW_CODE : undefined
         if (code === undefined) throw ValidationError.field('cid-codec', 'only raw and dag-pb are supported')

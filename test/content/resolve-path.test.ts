@@ -6,6 +6,7 @@ import path from 'node:path'
 import type { CID } from 'multiformats/cid'
 import { HeliaStore } from '../../src/content/helia-store.js'
 import { HELLO, HELLO_V0 } from './store-compliance.js'
+import { seededBytes } from './seeded-bytes.js'
 
 /** A path must be consumed whole: a segment below a file names a link the file does not have. */
 describe('resolveIpfsPath (HeliaStore.resolve)', () => {
@@ -20,6 +21,7 @@ describe('resolveIpfsPath (HeliaStore.resolve)', () => {
     await writeFile(path.join(folder, 'a'), HELLO)
     await writeFile(path.join(folder, 'empty'), '')
     await writeFile(path.join(folder, 'sub', 'b'), 'bee\n')
+    await writeFile(path.join(folder, 'big'), seededBytes(700_000, 3)) // several blocks: a dag-pb file node with links
     roots.v0 = await store.addDirectory(folder)
     roots.v1 = await store.addDirectory(folder, { cidVersion: 1 })
   })
@@ -36,7 +38,7 @@ describe('resolveIpfsPath (HeliaStore.resolve)', () => {
 
   it('a segment left below a file (dag-pb or raw leaf, empty or not) is a NotFoundError naming the link', async () => {
     for (const root of [roots.v0, roots.v1]) {
-      for (const [p, link] of [['a/b', 'b'], ['empty/x', 'x'], ['a/b/c', 'b'], ['sub/b/x', 'x'], ['nope', 'nope'], ['sub/nope/b', 'nope']]) {
+      for (const [p, link] of [['a/b', 'b'], ['big/extra', 'extra'], ['big/extra/more', 'extra'], ['empty/x', 'x'], ['a/b/c', 'b'], ['sub/b/x', 'x'], ['nope', 'nope'], ['sub/nope/b', 'nope']]) {
         await assert.rejects(store.resolve(root, p), (err: Error & { context?: { link?: string, path?: string } }) => {
           assert.equal(err.name, 'NotFoundError', `${p}: ${err.message}`)
           assert.equal(err.context?.link, link, p)

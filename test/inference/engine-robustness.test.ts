@@ -117,6 +117,16 @@ describe('inference engine robustness', () => {
     }
   })
 
+  it('an aborted signal is honoured before the cache: a cached input still rejects', async () => {
+    const acc = new IpfsAccelerate({ ...quiet, performance: { enable_caching: true } }, {}, { env: {} })
+    try {
+      await acc.processAsync(bert, { input_ids: [101, 102] }, 'text_embedding')
+      await assert.rejects(acc.processAsync(bert, { input_ids: [101, 102] }, 'text_embedding', { signal: AbortSignal.abort() }), AbortError)
+    } finally {
+      await acc.stop()
+    }
+  })
+
   it('never answers from the cache an input the model would treat differently', async () => {
     const acc = new IpfsAccelerate({ ...quiet, performance: { enable_caching: true } }, {}, { env: {} })
     try {
@@ -188,6 +198,10 @@ describe('inference engine robustness', () => {
       const call = acc.processAsync(gpt2, long, 'text_generation', { signal: controller.signal, onToken: () => { controller.abort() } })
       await assert.rejects(call, (err: unknown) => err instanceof AbortError)
       await assert.rejects(acc.processAsync(gpt2, long, 'text_generation', { signal: AbortSignal.abort() }), AbortError)
+      // Bad options are refused before anything runs.
+      for (const [options, field] of [[null, 'options'], [{ onToken: 5 }, 'options.onToken'], [{ onProgress: 'x' }, 'options.onProgress'], [{ signal: 'x' }, 'options.signal']] as const) {
+        await assert.rejects(acc.processAsync(gpt2, long, 'text_generation', options as never), (err: unknown) => err instanceof ValidationError && err.context.field === field)
+      }
       assert.equal(typeof (await acc.processAsync(gpt2, { prompt: 'hello', max_new_tokens: 2 }, 'text_generation')).text, 'string')
     } finally {
       await acc.stop()

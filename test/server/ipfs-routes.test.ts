@@ -3,6 +3,8 @@ import assert from 'node:assert/strict'
 import { mkdtemp, rm, mkdir, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import net from 'node:net'
+import { once } from 'node:events'
 import { CarBlockIterator } from '@ipld/car/iterator'
 import { create } from 'kubo-rpc-client'
 import { CID } from 'multiformats/cid'
@@ -225,6 +227,51 @@ describe('IPFS HTTP routes', () => {
         }
       }
       assert.equal(await pinCount(), pinsBefore, 'nothing pinned from a bad upload')
+    })
+
+    it('block/put refuses formats it cannot store (never stores them as raw)', async () => {
+      for (const format of ['cbor', 'dag-cbor', 'bogus']) {
+        const res = await server.app.inject({
+          method: 'POST',
+          url: `/api/v0/block/put?format=${format}`,
+          headers: { 'content-type': 'multipart/form-data; boundary=XX' },
+          payload: '--XX\r\nContent-Disposition: form-data; name="file"; filename="b"\r\n\r\n\xa1\x61\x61\x01\r\n--XX--\r\n'
+        })
+        assert.equal(res.statusCode, 400, format)
+        assert.match(res.json().Message, /unsupported block format/)
+      }
+    })
+
+    it('an upload refused before its body was read closes the connection (the rest is not taken for a request)', async () => {
+      const body = Buffer.concat([
+        Buffer.from('--XX\r\nContent-Disposition: form-data; name="file"; filename="big"\r\n\r\n'),
+        Buffer.alloc(3 * 1024 * 1024, 1),
+        Buffer.from('\r\n--XX--\r\n')
+      ])
+      const res = await fetch(`${server.url}/api/v0/block/put`, { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=XX' }, body })
+      assert.equal(res.status, 400)
+      assert.equal(res.headers.get('connection'), 'close')
+      await res.text()
+      // the server still answers (on a new connection)
+      assert.equal((await fetch(`${server.url}/api/v0/version`, { method: 'POST' })).status, 200)
+    })
+
+    it('closes a connection that stalls mid-upload, so the store is not held', async () => {
+      const idle = await createIpfsServer({ store, idleTimeoutMs: 300 })
+      try {
+        const { port } = new URL(idle.url)
+        const socket = net.connect(Number(port), '127.0.0.1')
+        await once(socket, 'connect')
+        socket.write('POST /api/v0/add HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XX\r\nTransfer-Encoding: chunked\r\n\r\n')
+        const head = '--XX\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\n' + 'a'.repeat(70_000)
+        socket.write(`${head.length.toString(16)}\r\n${head}\r\n`)
+        socket.resume()
+        await once(socket, 'close') // the server gave up on it
+        // gc (which waits for imports in progress) completes
+        await store.gc()
+      } finally {
+        await idle.close()
+      }
     })
 
     it('refuses layouts it cannot reproduce, and says "not found" as Kubo does', async () => {
