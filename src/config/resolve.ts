@@ -64,7 +64,8 @@ export function readConfigFile (file: string): Record<string, unknown> {
   }
   let parsed: unknown
   try {
-    parsed = JSON.parse(text)
+    // Editors on Windows save UTF-8 with a byte-order mark, which JSON.parse refuses.
+    parsed = JSON.parse(text.replace(/^\uFEFF/, ''))
   } catch (cause) {
     throw new ValidationError(`config file ${file} is not valid JSON`, [{ path: 'config', message: (cause as Error).message }], { cause, context: { file } })
   }
