@@ -8,27 +8,13 @@ import { copyFileSync, cpSync } from 'node:fs'
 import { join } from 'node:path'
 import { resolveConfig } from '../../src/config/resolve.js'
 import { ModelLoadError } from '../../src/errors.js'
-import type { HardwareReport } from '../../src/hardware/index.js'
 import { cachedModelDir } from '../../src/models/hub-download.js'
 import { availableDtypes } from '../../src/hardware/model-files.js'
 import { WorkerEngine } from '../../src/inference/worker-engine.js'
 import type { EndpointInfo } from '../../src/inference/protocol.js'
 import { serveModelsAsHub, type HubServer } from '../helpers/hub-server.js'
 import { tinyModels, type TinyModels } from '../helpers/tiny-models.js'
-
-function cpuOnly (): HardwareReport {
-  const unavailable = { available: false as const }
-  return {
-    cpu: { available: true, cores: 2, model: 'Test CPU', arch: 'x64', memory_total: '16GB', memory_total_bytes: 16 * 2 ** 30, simd: {}, provider: 'cpu' },
-    cuda: { ...unavailable, reason: 'no NVIDIA GPU found', devices: 0, gpus: [], provider_installed: false, provider: 'cuda' },
-    openvino: { ...unavailable, reason: 'no OpenVINO toolkit found', provider_installed: false, provider: 'openvino' },
-    mps: { ...unavailable, reason: 'needs macOS on Apple silicon', provider: 'coreml', provider_installed: false },
-    rocm: { ...unavailable, reason: '/dev/kfd is absent', devices: 0, gpus: [], provider_installed: false },
-    qualcomm: { ...unavailable, reason: 'needs arm64', provider_installed: false, provider: 'qnn' },
-    webnn: { ...unavailable, reason: 'browsers only', provider: 'webnn' },
-    webgpu: { ...unavailable, reason: 'no adapter', provider: 'webgpu', probe: 'onnxruntime-session' }
-  }
-}
+import { cpuOnly } from '../helpers/cpu-only-hardware.js'
 
 const FP32_ONLY = 'Org/tiny-bert'
 const BOTH = 'Org/tiny-bert-f16'

@@ -4,26 +4,11 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { resolveConfig } from '../../src/config/resolve.js'
 import { ModelLoadError } from '../../src/errors.js'
-import type { HardwareReport } from '../../src/hardware/index.js'
 import { ModelLoader, type ModelLoaderHooks } from '../../src/inference/model-loader.js'
 import type { TaskHandler } from '../../src/inference/tasks/task-handler.js'
 import { TextEmbeddingTask } from '../../src/inference/tasks/text-embedding.js'
 import { tinyModels, type TinyModels } from '../helpers/tiny-models.js'
-
-/** A machine with only a CPU. */
-function cpuOnly (): HardwareReport {
-  const unavailable = { available: false as const }
-  return {
-    cpu: { available: true, cores: 2, model: 'Test CPU', arch: 'x64', memory_total: '16GB', memory_total_bytes: 16 * 2 ** 30, simd: {}, provider: 'cpu' },
-    cuda: { ...unavailable, reason: 'no NVIDIA GPU found', devices: 0, gpus: [], provider_installed: false, provider: 'cuda' },
-    openvino: { ...unavailable, reason: 'no OpenVINO toolkit found', provider_installed: false, provider: 'openvino' },
-    mps: { ...unavailable, reason: 'needs macOS on Apple silicon', provider: 'coreml', provider_installed: false },
-    rocm: { ...unavailable, reason: '/dev/kfd is absent', devices: 0, gpus: [], provider_installed: false },
-    qualcomm: { ...unavailable, reason: 'needs arm64', provider_installed: false, provider: 'qnn' },
-    webnn: { ...unavailable, reason: 'browsers only', provider: 'webnn' },
-    webgpu: { ...unavailable, reason: 'no adapter', provider: 'webgpu', probe: 'onnxruntime-session' }
-  }
-}
+import { cpuOnly } from '../helpers/cpu-only-hardware.js'
 
 function loaderWithLog (resources: Parameters<typeof resolveConfig>[0] = {}): { loader: ModelLoader, logs: Array<{ level: string, msg: string }> } {
   const logs: Array<{ level: string, msg: string }> = []
