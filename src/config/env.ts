@@ -2,8 +2,9 @@
  * `IPFS_ACCELERATE_<SECTION>_<KEY>` environment variables onto the config schema, e.g.
  * `IPFS_ACCELERATE_HARDWARE_PREFER_CUDA=false`, `IPFS_ACCELERATE_IPFS_TIMEOUT=10`,
  * `IPFS_ACCELERATE_LOGGING_LEVEL=debug`. Only scalar keys of the sections below map; values are read as
- * JSON when they parse (numbers, booleans) and as strings otherwise. A variable that names no key is an
- * error, so a typo never goes unnoticed.
+ * JSON when they parse (numbers, booleans) and as strings otherwise; a yes/no key also takes `TRUE`,
+ * `False`, `1` and `0`, as shells and .env files write them. A variable that names no key is an error,
+ * so a typo never goes unnoticed.
  */
 import { ValidationError } from '../errors.js'
 import { ipfsSchema, hardwareSchema, performanceSchema, loggingSchema, hubSchema } from './schema.js'
@@ -13,13 +14,18 @@ export const ENV_PREFIX = 'IPFS_ACCELERATE_'
 /** Variables with the prefix that are not config keys. */
 const RESERVED = new Set(['CONFIG', 'HOME', 'TEST'])
 
-export const ENV_SECTIONS = {
-  ipfs: Object.keys(ipfsSchema.shape),
-  hardware: Object.keys(hardwareSchema.shape),
-  performance: Object.keys(performanceSchema.shape),
-  logging: Object.keys(loggingSchema.shape),
-  hub: Object.keys(hubSchema.shape)
-} as const
+const SCHEMAS = { ipfs: ipfsSchema, hardware: hardwareSchema, performance: performanceSchema, logging: loggingSchema, hub: hubSchema } as const
+
+export const ENV_SECTIONS = Object.fromEntries(Object.entries(SCHEMAS).map(([section, schema]) => [section, Object.keys(schema.shape)])) as
+  { readonly [S in keyof typeof SCHEMAS]: string[] }
+
+/** Whether `section.key` takes a boolean (and nothing else). */
+function isBooleanKey (section: string, key: string): boolean {
+  const field = (SCHEMAS[section as keyof typeof SCHEMAS].shape as Record<string, { safeParse: (v: unknown) => { success: boolean } }>)[key]
+  return field.safeParse(true).success && !field.safeParse('text').success
+}
+
+const BOOLEAN_WORDS = new Map([['true', true], ['false', false], ['1', true], ['0', false]])
 
 /** The environment variable name of a config key (`hardware.prefer_cuda` -> `IPFS_ACCELERATE_HARDWARE_PREFER_CUDA`). */
 export function envName (section: string, key: string): string {
@@ -50,8 +56,9 @@ export function configFromEnv (env: Record<string, string | undefined>): Record<
     const [section, key] = target
     out[section] ??= {}
     // Strings that look like numbers stay strings for string-typed keys (e.g. a log file named "1").
-    const value = parseValue(raw)
-    out[section][key] = key === 'log_file' || key === 'repo' || key === 'cache_dir' ? raw : value
+    const word = BOOLEAN_WORDS.get(raw.trim().toLowerCase())
+    if (word !== undefined && isBooleanKey(section, key)) out[section][key] = word
+    else out[section][key] = key === 'log_file' || key === 'repo' || key === 'cache_dir' ? raw : parseValue(raw)
   }
   return out
 }

@@ -7,10 +7,12 @@
  *   4. the defaults in `defaults.ts`.
  */
 import { readFileSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import type { z } from 'zod'
 import { ValidationError, type ValidationIssue } from '../errors.js'
 import { resourcesSchema, metadataSchema, type ResourcesInit, type ResolvedConfig, type Metadata } from './schema.js'
 import { configFromEnv, envName } from './env.js'
+import { rebaseFilePaths } from './file-paths.js'
 import { checkModelEntry } from '../models/model-reference.js'
 
 export interface ResolveOptions {
@@ -72,7 +74,9 @@ export function readConfigFile (file: string): Record<string, unknown> {
   if (!isPlainObject(parsed)) {
     throw new ValidationError(`config file ${file} must hold a JSON object`, [{ path: '(root)', message: 'expected an object' }], { context: { file } })
   }
-  return parsed
+  // Editors validate JSON files against the schema named here; it is not a setting.
+  const { $schema: _schema, ...config } = parsed
+  return config
 }
 
 /** Keys that would reach an object's prototype when merged; never config keys. */
@@ -178,10 +182,14 @@ export function resolveConfig (init: ResourcesInit | undefined | null = {}, opti
   }
   const env = options.env ?? process.env
   const file = options.configFile ?? env.IPFS_ACCELERATE_CONFIG
-  const fromFile = file !== undefined && file !== '' ? readConfigFile(file) : {}
+  let fromFile: Record<string, unknown> = {}
+  if (file !== undefined && file !== '') {
+    const raw = readConfigFile(file)
+    rejectReservedKeys(raw, [], ` in config file ${file}`, file)
+    fromFile = rebaseFilePaths(raw, dirname(resolve(file)))
+  }
   const fromEnv = configFromEnv(env)
   const fromInit = (init ?? {}) as Record<string, unknown>
-  if (file !== undefined && file !== '') rejectReservedKeys(fromFile, [], ` in config file ${file}`, file)
   rejectReservedKeys(fromInit, [], '')
   const layers: Layers = { init: fromInit, env: fromEnv, file: fromFile, ...(file === undefined || file === '' ? {} : { fileName: file }) }
   const merged = mergeConfig(mergeConfig(fromFile, fromEnv), fromInit)

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { writeFileSync, mkdtempSync, mkdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { resolveConfig } from '../../src/config/resolve.js'
@@ -214,5 +214,69 @@ describe('resolveConfig: custom models', () => {
       }
     }, { env: {} })
     assert.equal(config.models['custom:hub'].source, 'Org/model@v1')
+  })
+})
+
+describe('resolveConfig: config file conventions', () => {
+  it('resolves relative paths in a config file against the file\'s folder, and leaves others alone', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ia-config-'))
+    try {
+      const file = join(dir, 'conf', 'c.json')
+      mkdirSync(join(dir, 'conf'))
+      writeFileSync(file, JSON.stringify({
+        ipfs: { repo: 'repo' },
+        logging: { log_file: '../logs/a.log' },
+        hub: { cache_dir: '/abs/cache' },
+        models: {
+          mine: { provider: 'local', source: 'models/mine', cache_dir: './cache' },
+          aliased: { source: './models/x' },
+          hubbed: { source: 'org/name' }
+        },
+        model_aliases: { tiny: './models/tiny', bert: 'org/bert' }
+      }))
+      const config = resolveConfig({}, { env: {}, configFile: file })
+      assert.equal(config.ipfs.repo, join(dir, 'conf', 'repo'))
+      assert.equal(config.logging.log_file, join(dir, 'logs', 'a.log'))
+      assert.equal(config.hub.cache_dir, '/abs/cache')
+      assert.equal(config.models.mine.source, join(dir, 'conf', 'models', 'mine'))
+      assert.equal(config.models.mine.cache_dir, join(dir, 'conf', 'cache'))
+      assert.equal(config.models.aliased.source, join(dir, 'conf', 'models', 'x'))
+      assert.equal(config.models.hubbed.source, 'org/name')
+      assert.equal(config.model_aliases.tiny, join(dir, 'conf', 'models', 'tiny'))
+      assert.equal(config.model_aliases.bert, 'org/bert')
+      // The resources object and the environment stay relative to the working directory.
+      const mixed = resolveConfig({ ipfs: { repo: 'r' } }, { env: { IPFS_ACCELERATE_LOGGING_LOG_FILE: 'x.log' }, configFile: file })
+      assert.equal(mixed.ipfs.repo, 'r')
+      assert.equal(mixed.logging.log_file, 'x.log')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('ignores a $schema key at the top of a config file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ia-config-'))
+    try {
+      const file = join(dir, 'c.json')
+      writeFileSync(file, JSON.stringify({ $schema: './schema.json', hardware: { batch_size: 3 } }))
+      assert.equal(resolveConfig({}, { env: {}, configFile: file }).hardware.batch_size, 3)
+      // Anywhere else it is still an unknown key.
+      writeFileSync(file, JSON.stringify({ hardware: { $schema: 'x' } }))
+      assert.throws(() => resolveConfig({}, { env: {}, configFile: file }), ValidationError)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('reads yes/no variables written as TRUE, False, 1 or 0, and only for yes/no keys', () => {
+    const env = { IPFS_ACCELERATE_HARDWARE_PREFER_CUDA: 'TRUE', IPFS_ACCELERATE_PERFORMANCE_ENABLE_CACHING: 'False', IPFS_ACCELERATE_HUB_ALLOW_REMOTE: '0', IPFS_ACCELERATE_HARDWARE_MIXED_PRECISION: '1' }
+    const config = resolveConfig({}, { env })
+    assert.equal(config.hardware.prefer_cuda, true)
+    assert.equal(config.performance.enable_caching, false)
+    assert.equal(config.hub.allow_remote, false)
+    assert.equal(config.hardware.mixed_precision, true)
+    // A number key keeps its number; a yes/no key still refuses other words.
+    assert.equal(resolveConfig({}, { env: { IPFS_ACCELERATE_HARDWARE_BATCH_SIZE: '1' } }).hardware.batch_size, 1)
+    assert.throws(() => resolveConfig({}, { env: { IPFS_ACCELERATE_HARDWARE_PREFER_CUDA: 'constructor' } }), (err: unknown) =>
+      err instanceof ValidationError && err.message.includes('IPFS_ACCELERATE_HARDWARE_PREFER_CUDA'))
   })
 })
