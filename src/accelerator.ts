@@ -57,6 +57,8 @@ export class IpfsAccelerate {
   /** `onProgress` listeners; they outlive any one engine (a crashed worker is replaced). */
   private readonly progressListeners = new Set<(event: ModelProgressEvent) => void>()
   private stopped = false
+  /** Aborted by stop(): IPFS transfers in flight end at once instead of running out their timeouts. */
+  private readonly stopping = new AbortController()
 
   constructor (resources?: ResourcesInit | null, metadata?: Metadata | null, options: IpfsAccelerateOptions = {}) {
     this.config = resolveConfig(resources, options)
@@ -220,8 +222,10 @@ export class IpfsAccelerate {
   /** Stores bytes in IPFS; returns the CID string (equal to Kubo's `ipfs add` for the same bytes). */
   async storeToIpfs (data: Uint8Array): Promise<string> {
     if (!(data instanceof Uint8Array)) throw ValidationError.field('data', `expected bytes (Uint8Array or Buffer), got ${describe(data)}`)
-    const router = await this.content()
-    return (await router.put(data, { pin: true, cidVersion: this.config.ipfs.cid_version })).toString()
+    return await this.untilStopped(async () => {
+      const router = await this.content()
+      return (await router.put(data, { pin: true, cidVersion: this.config.ipfs.cid_version, signal: this.stopping.signal })).toString()
+    })
   }
 
   /** Reads content by CID (bare, `ipfs://` or `/ipfs/` form), verified against the CID. */
@@ -229,8 +233,7 @@ export class IpfsAccelerate {
     if (typeof cid !== 'string') throw ValidationError.field('cid', `expected a CID string, got ${describe(cid)}`)
     const { parseIpfsPath } = await import('./content/cid.js')
     const ref = parseIpfsPath(cid) // a ValidationError before any I/O
-    const router = await this.content()
-    return await router.get(ref.path === '' ? ref.cid : cid)
+    return await this.untilStopped(async () => await (await this.content()).get(ref.path === '' ? ref.cid : cid, { signal: this.stopping.signal }))
   }
 
   /**
@@ -239,14 +242,16 @@ export class IpfsAccelerate {
    */
   async publishModel (folderOrId: string, options: { onProgress?: (e: PackProgressEvent) => void } = {}): Promise<PublishedModel> {
     if (typeof folderOrId !== 'string' || folderOrId.trim() === '') throw ValidationError.field('model', 'expected a folder or a model id')
-    const dir = (await this.engine.load(folderOrId, 'auto')).dir
-    const router = await this.content()
-    const { publishModel } = await import('./content/model-pack.js')
-    // Only a hub id is worth recording as the source: a local path would leak into the manifest and
-    // make the same model's CID depend on where it sits on this machine.
-    const ref = parseModelReference(folderOrId, this.config)
-    const source = ref.kind === 'hub' ? `${ref.repo}@${ref.revision}` : undefined
-    return await publishModel(router.helia, dir, { ...options, source, cidVersion: this.config.ipfs.cid_version })
+    return await this.untilStopped(async () => {
+      const dir = (await this.engine.load(folderOrId, 'auto')).dir
+      const router = await this.content()
+      const { publishModel } = await import('./content/model-pack.js')
+      // Only a hub id is worth recording as the source: a local path would leak into the manifest and
+      // make the same model's CID depend on where it sits on this machine.
+      const ref = parseModelReference(folderOrId, this.config)
+      const source = ref.kind === 'hub' ? `${ref.repo}@${ref.revision}` : undefined
+      return await publishModel(router.helia, dir, { ...options, source, cidVersion: this.config.ipfs.cid_version })
+    })
   }
 
   /** Fetches a model pack by CID into the local model cache (verified, atomic, pinned); returns its folder. */
@@ -256,12 +261,14 @@ export class IpfsAccelerate {
     if (ref.path !== undefined && ref.path !== '') {
       throw ValidationError.field('cid', `a model pack is named by its root CID; got a path below it (${cid})`)
     }
-    const router = await this.content()
-    // Fetch every block through the routed stores (verified, kept in the embedded store), then export;
-    // the pack is pinned only once it has been checked to be a model (pullModel).
-    await router.fetchAll(ref.cid)
-    const { pullModel } = await import('./content/model-pack.js')
-    return await pullModel(router.helia, ref.cid, { ...options, cacheDir: options.cacheDir ?? this.config.hub.cache_dir })
+    return await this.untilStopped(async () => {
+      const router = await this.content()
+      // Fetch every block through the routed stores (verified, kept in the embedded store), then export;
+      // the pack is pinned only once it has been checked to be a model (pullModel).
+      await router.fetchAll(ref.cid, { signal: this.stopping.signal })
+      const { pullModel } = await import('./content/model-pack.js')
+      return await pullModel(router.helia, ref.cid, { ...options, cacheDir: options.cacheDir ?? this.config.hub.cache_dir })
+    })
   }
 
   /** The local folder for a content-addressed model id, pulling it first; undefined for other ids. */
@@ -325,6 +332,19 @@ export class IpfsAccelerate {
     return () => { this.progressListeners.delete(listener) }
   }
 
+  /**
+   * Runs IPFS work; when `stop()` closed the stores under it, the caller learns that the instance was
+   * stopped (AbortError, the store's own complaint as its cause) rather than a "blockstore is closed".
+   */
+  private async untilStopped<T> (work: () => Promise<T>): Promise<T> {
+    try {
+      return await work()
+    } catch (err) {
+      if (this.stopped && !(err instanceof AbortError)) throw new AbortError('this IpfsAccelerate instance was stopped', { cause: err })
+      throw err
+    }
+  }
+
   /** True once `stop()` was called: every call then fails with AbortError. */
   get isStopped (): boolean {
     return this.stopped
@@ -338,6 +358,7 @@ export class IpfsAccelerate {
   async stop (): Promise<void> {
     if (this.stopped) return
     this.stopped = true
+    this.stopping.abort(new AbortError('this IpfsAccelerate instance was stopped'))
     await this.engineInstance?.stop()
     const content = await this.contentPromise?.catch(() => undefined)
     await content?.stop()

@@ -3,7 +3,9 @@ import assert from 'node:assert/strict'
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { IpfsAccelerate, ValidationError, ModelLoadError, IpfsConnectionError, TimeoutError } from '../src/index.js'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { IpfsAccelerate, ValidationError, ModelLoadError, IpfsConnectionError, TimeoutError, AbortError } from '../src/index.js'
 import { tinyModels, type TinyModels } from './helpers/tiny-models.js'
 
 describe('IpfsAccelerate with IPFS', () => {
@@ -122,6 +124,28 @@ describe('IpfsAccelerate with IPFS', () => {
       await assert.rejects(acc.pullModel(`${published.cid}/onnx`), (err: unknown) => err instanceof ValidationError && /root CID/.test(err.message))
     } finally {
       await acc.stop()
+    }
+  })
+  it('stop() during a pull rejects the pull with AbortError, not a store error', async () => {
+    // A gateway that takes requests and never answers: the pull is in flight when stop() comes.
+    const stalled = new Set<import('node:http').ServerResponse>()
+    const server = createServer((_req, res) => { stalled.add(res) })
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as AddressInfo
+    const acc = make({ ipfs: { repo: join(home, 'repo-stop'), gateway: `http://127.0.0.1:${port}`, enable_local_gateway: false, timeout: 2, retry_count: 0 } })
+    try {
+      const pull = acc.pullModel('bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi')
+      const settled = pull.then(() => undefined, (err: unknown) => err)
+      while (stalled.size === 0) await new Promise(resolve => setTimeout(resolve, 10))
+      await acc.stop()
+      const err = await settled
+      assert.ok(err instanceof AbortError, `expected AbortError, got ${String(err)}`)
+      await assert.rejects(acc.queryIpfs('bafkqaaa'), AbortError)
+    } finally {
+      await acc.stop()
+      for (const res of stalled) res.destroy()
+      server.closeAllConnections()
+      await new Promise(resolve => server.close(resolve))
     }
   })
 })
