@@ -78,8 +78,11 @@ export class IpfsAccelerate {
       this.engineInstance = undefined
     }
     if (this.engineInstance === undefined) {
-      const hardware = this.hardwareDetection.detectAllHardware()
-      this.engineInstance = new InferenceEngine({ config: this.config, hardware, logger: componentLogger(this.logger, 'inference') })
+      this.engineInstance = new InferenceEngine({
+        config: this.config,
+        detectHardware: () => this.hardwareDetection.detectAllHardware(),
+        logger: componentLogger(this.logger, 'inference')
+      })
       this.engineInstance.on('progress', event => {
         for (const listener of this.progressListeners) listener(event)
       })

@@ -7,11 +7,10 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads'
 import { serializeError } from '../errors.js'
 import { WorkerEngine } from './worker-engine.js'
 import { routeConsole } from './worker-console.js'
-import type { WorkerRequest, WorkerResponse, CancelRequest } from './protocol.js'
+import type { WorkerRequest, WorkerResponse, CancelRequest, HardwareMessage } from './protocol.js'
 
-const { config, hardware, syncPort, syncFlag } = workerData as {
+const { config, syncPort, syncFlag } = workerData as {
   config: ConstructorParameters<typeof WorkerEngine>[0]
-  hardware: ConstructorParameters<typeof WorkerEngine>[1]
   syncPort: MessagePort
   syncFlag: Int32Array
 }
@@ -32,10 +31,16 @@ const post = (msg: WorkerResponse): void => {
   // without waiting for another turn of the event loop.
   if (outbox.length === 1) process.nextTick(flushOutbox)
 }
-const engine = new WorkerEngine(config, hardware, {
+const hooks: ConstructorParameters<typeof WorkerEngine>[2] = {
   progress: event => { post({ type: 'progress', id: 0, event }) },
   log: (level, msg, data) => { post({ type: 'log', level, msg, data }) }
-})
+}
+/** Made when the hardware report arrives: the main thread's first message (see engine.ts). */
+let workerEngine: WorkerEngine | undefined
+function engine (): WorkerEngine {
+  if (workerEngine === undefined) throw new Error('the inference worker got a request before the hardware report')
+  return workerEngine
+}
 
 function answer (request: WorkerRequest, msg: WorkerResponse): void {
   if (request.sync === true) {
@@ -59,16 +64,16 @@ async function handle (request: WorkerRequest): Promise<unknown> {
       const controller = new AbortController()
       inProgress.set(request.id, controller)
       try {
-        return await engine.infer(request.model, request.input, request.endpointType, onProgress, request.source,
+        return await engine().infer(request.model, request.input, request.endpointType, onProgress, request.source,
           request.stream === true ? text => { post({ type: 'token', id: request.id, text }) } : undefined, controller.signal)
       } finally {
         inProgress.delete(request.id)
       }
     }
     case 'load':
-      return await engine.loadModel(request.model, request.endpointType, onProgress, request.source)
+      return await engine().loadModel(request.model, request.endpointType, onProgress, request.source)
     case 'unload':
-      return await engine.unload(request.model)
+      return await engine().unload(request.model)
   }
 }
 
@@ -92,10 +97,14 @@ process.on('exit', () => {
 routeConsole(console, (level, msg) => { post({ type: 'log', level, msg, data: { source: 'console' } }) })
 
 // Requests arrive in lists: those the main thread made in one turn of its event loop.
-port.on('message', (requests: Array<WorkerRequest | CancelRequest | { type: 'stop' }>) => {
+port.on('message', (requests: Array<WorkerRequest | CancelRequest | HardwareMessage | { type: 'stop' }>) => {
   for (const request of requests) {
+    if (request.type === 'hardware') {
+      workerEngine ??= new WorkerEngine(config, request.report, hooks)
+      continue
+    }
     if (request.type === 'stop') {
-      void engine.stop().finally(() => { port.close() })
+      void (workerEngine?.stop() ?? Promise.resolve()).finally(() => { port.close() })
       return
     }
     if (request.type === 'cancel') {

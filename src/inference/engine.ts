@@ -12,14 +12,18 @@ import { deserializeError, AbortError, InferenceError, TimeoutError, type Serial
 import type { ResolvedConfig, EndpointType } from '../config/schema.js'
 import type { Logger } from '../logging/logger.js'
 import type { HardwareReport } from '../hardware/index.js'
-import { unpackFloatLists, type WorkerRequest, type WorkerResponse, type CancelRequest, type EndpointInfo, type ModelProgressEvent } from './protocol.js'
+import { unpackFloatLists, type WorkerRequest, type WorkerResponse, type CancelRequest, type HardwareMessage, type EndpointInfo, type ModelProgressEvent } from './protocol.js'
 
 /** A request before the engine numbers it. */
 type NewRequest = WorkerRequest extends infer R ? R extends WorkerRequest ? Omit<R, 'id'> : never : never
 
 export interface EngineInit {
   config: ResolvedConfig
-  hardware: HardwareReport
+  /**
+   * Detects the hardware the worker will select devices from. Called once the worker is starting, so
+   * that the probes (one starts a child process) overlap the worker's own start-up (its imports).
+   */
+  detectHardware: () => HardwareReport
   logger: Logger
 }
 
@@ -85,7 +89,7 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
     super()
     const channel = new MessageChannel()
     this.syncPort = channel.port1
-    this.worker = startWorker({ config: init.config, hardware: init.hardware, syncPort: channel.port2, syncFlag: this.syncFlag }, [channel.port2])
+    this.worker = startWorker({ config: init.config, syncPort: channel.port2, syncFlag: this.syncFlag }, [channel.port2])
     // The worker sends its answers in batches (see engine-worker.ts).
     this.worker.on('message', (messages: WorkerResponse[]) => { for (const msg of messages) this.onMessage(msg) })
     this.worker.on('error', err => { this.failAll(new InferenceError(`inference worker failed: ${err.message}`, { cause: err })) })
@@ -99,6 +103,15 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
       this.failAll(this.exitError)
       resolve()
     }))
+    let hardware: HardwareReport
+    try {
+      hardware = init.detectHardware()
+    } catch (err) {
+      void this.worker.terminate()
+      throw err
+    }
+    // The first message, ahead of any request (requests are posted a tick later, or after this returns).
+    this.worker.postMessage([{ type: 'hardware', report: hardware } satisfies HardwareMessage])
   }
 
   /** False once the worker has exited (crashed, or stopped): the accelerator then starts a new engine. */

@@ -4,6 +4,7 @@
  */
 import type { SerializedError } from '../errors.js'
 import type { EndpointType, Task } from '../config/schema.js'
+import type { HardwareReport } from '../hardware/index.js'
 
 /** Per-request options beside the seed's input (generation settings, pooling, ...). */
 export type InferenceOptions = Record<string, unknown>
@@ -45,6 +46,12 @@ export interface CancelRequest {
 }
 
 export type WorkerRequest = InferRequest | LoadRequest | UnloadRequest
+
+/** The worker's first message: the hardware report it selects devices from (detected while it starts). */
+export interface HardwareMessage {
+  type: 'hardware'
+  report: HardwareReport
+}
 
 /** What `initEndpoints` reports per model. */
 export interface EndpointInfo {
