@@ -3,7 +3,8 @@
  *
  * - a trustless gateway (`GET|HEAD /ipfs/{cid}[/path]`): `?format=raw` / `Accept: application/vnd.ipld.raw`
  *   gives one block, `?format=car` / `Accept: application/vnd.ipld.car` a CAR v1 of the DAG (order=dfs,
- *   dups=y, `dag-scope=all|entity|block`), and without a format the file's bytes (directories: 501);
+ *   dups=y, `dag-scope=all|entity|block`, `entity-bytes`), and without a format the file's bytes
+ *   (directories: 501); `If-None-Match` with the ETag is a 304;
  * - the Kubo RPC subset kubo-rpc-client needs (`POST /api/v0/…`): add, cat, block/get, block/stat,
  *   block/put, pin/add, id, version. Errors use Kubo's shape `{ Message, Code, Type: 'error' }`.
  *
@@ -13,7 +14,7 @@
  * error messages (or fastify's for a malformed request), never a stack or a foreign library's message.
  */
 import { Readable } from 'node:stream'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { Blockstore } from 'interface-blockstore'
 import * as dagPb from '@ipld/dag-pb'
 import { CID } from 'multiformats/cid'
@@ -23,6 +24,8 @@ import { AccelerateError, ValidationError } from '../errors.js'
 import type { HeliaStore } from '../content/helia-store.js'
 import { DAG_PB_CODE, RAW_CODE, SHA2_256_CODE, identityBytes, parseIpfsPath } from '../content/cid.js'
 import { resolveIpfsPath, walkDag, type BlockGetter } from '../content/unixfs-reader.js'
+import { NotAcceptable, carEtag, carRequest, notModified, varyOnAccept, wantsFormat, type Query } from './gateway-request.js'
+import { entityBytesBlocks } from './entity-bytes.js'
 
 export interface IpfsRouteDeps {
   /** Where blocks are read from (the embedded store's blockstore). */
@@ -52,6 +55,15 @@ class MethodNotAllowed extends Error {
   }
 }
 
+/** An RPC request from a web page of another origin (403, as Kubo). */
+class ForeignOrigin extends Error {
+  readonly statusCode = 403
+  constructor (origin: string) {
+    super(`requests from origin ${JSON.stringify(origin)} are not allowed`)
+    this.name = 'ForeignOrigin'
+  }
+}
+
 /** The 4xx status of an error about the request itself that fastify, a plugin or a route raised, if any. */
 function requestErrorStatus (err: unknown): number | undefined {
   if (err instanceof AccelerateError) return undefined
@@ -77,9 +89,9 @@ function publicMessage (err: unknown): string {
   return err instanceof AccelerateError || requestErrorStatus(err) !== undefined ? (err as Error).message : 'internal error'
 }
 
-/** The name clients see: ours, `MethodNotAllowed`, `ValidationError` for another malformed request, else `InternalError`. */
+/** The name clients see: ours, `MethodNotAllowed`, `NotAcceptable`, `ValidationError` for another malformed request, else `InternalError`. */
 function publicName (err: unknown): string {
-  if (err instanceof AccelerateError || err instanceof MethodNotAllowed) return err.name
+  if (err instanceof AccelerateError || err instanceof MethodNotAllowed || err instanceof NotAcceptable) return err.name
   return requestErrorStatus(err) !== undefined ? 'ValidationError' : 'InternalError'
 }
 
@@ -119,18 +131,6 @@ function blockGetter (blockstore: Pick<Blockstore, 'get'>): BlockGetter {
   }
 }
 
-type Query = Record<string, string | undefined>
-
-function wantsFormat (request: FastifyRequest): 'raw' | 'car' | undefined {
-  const format = (request.query as Query).format
-  if (format === 'raw' || format === 'car') return format
-  if (format !== undefined && format !== '') throw ValidationError.field('format', `unsupported format ${JSON.stringify(format)} (raw or car)`)
-  const accept = request.headers.accept ?? ''
-  if (accept.includes('application/vnd.ipld.raw')) return 'raw'
-  if (accept.includes('application/vnd.ipld.car')) return 'car'
-  return undefined
-}
-
 /** `/ipfs/{cid}[/path]` as an `X-Ipfs-Path` header value: each segment percent-encoded (headers are ASCII). */
 function ipfsPathHeader (cid: CID, path: string): string {
   return `/ipfs/${cid.toString()}${path === '' ? '' : `/${path.split('/').map(encodeURIComponent).join('/')}`}`
@@ -145,6 +145,9 @@ export function registerGatewayRoutes (app: FastifyInstance, deps: IpfsRouteDeps
 function gatewayRoutes (app: FastifyInstance, deps: IpfsRouteDeps): void {
   const getBlock = blockGetter(deps.blockstore)
   app.setErrorHandler(async (err, _request, reply) => { await sendErrorBody(reply, err) })
+  // Bodies are never read here: a POST with one (any Content-Type) must reach the 405 below, not a 415.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
 
   app.route({
     method: ['POST', 'PUT', 'DELETE', 'PATCH'],
@@ -160,8 +163,11 @@ function gatewayRoutes (app: FastifyInstance, deps: IpfsRouteDeps): void {
     exposeHeadRoute: false,
     handler: async (request, reply) => {
       try {
+        // the answer depends on Accept: a shared cache must not give a raw block to a request for the file
+        varyOnAccept(reply)
         const ref = parseIpfsPath(`/ipfs/${(request.params as { '*': string })['*']}`)
         const format = wantsFormat(request)
+        const car = format === 'car' ? carRequest(request.query as Query) : undefined
         const head = request.method === 'HEAD'
         const signal = abortOnClose(reply)
         // blocks read while resolving the path: a CAR response carries them so the client can verify the path
@@ -172,25 +178,28 @@ function gatewayRoutes (app: FastifyInstance, deps: IpfsRouteDeps): void {
           return bytes
         }
         const target = await resolveIpfsPath(ref.cid, ref.path, ref.path === '' ? getBlock : recording, { signal })
-        reply.header('x-ipfs-path', ipfsPathHeader(ref.cid, ref.path))
+        const xIpfsPath = ipfsPathHeader(ref.cid, ref.path)
+        reply.header('x-ipfs-path', xIpfsPath)
         reply.header('x-content-type-options', 'nosniff')
+
+        const etag = format === 'raw' ? `"${target.toString()}.raw"` : car !== undefined ? carEtag(ref.cid, xIpfsPath, car) : `"${target.toString()}"`
+        reply.header('etag', etag).header('cache-control', IMMUTABLE)
+        if (notModified(request, etag)) return await reply.code(304).send()
 
         if (format === 'raw') {
           const bytes = await getBlock(target, { signal })
-          reply.header('content-type', 'application/vnd.ipld.raw').header('cache-control', IMMUTABLE)
-            .header('etag', `"${target.toString()}.raw"`).header('content-length', bytes.byteLength)
+          reply.header('content-type', 'application/vnd.ipld.raw').header('content-length', bytes.byteLength)
             .header('content-disposition', `attachment; filename="${target.toString()}.bin"`)
           return await reply.send(head ? undefined : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
         }
 
-        if (format === 'car') {
-          const scopeParam = (request.query as Query)['dag-scope'] ?? 'all'
-          if (scopeParam !== 'all' && scopeParam !== 'entity' && scopeParam !== 'block') throw ValidationError.field('dag-scope', 'must be all, entity or block')
-          reply.header('content-type', 'application/vnd.ipld.car; version=1; order=dfs; dups=y').header('cache-control', IMMUTABLE)
-            .header('etag', `"${ref.cid.toString()}.car"`)
+        if (car !== undefined) {
+          reply.header('content-type', 'application/vnd.ipld.car; version=1; order=dfs; dups=y')
             .header('content-disposition', `attachment; filename="${ref.cid.toString()}.car"`)
           // read the first block before answering, so a missing root is a 404 and not a cut CAR
-          const blocks = walkDag(target, getBlock, { scope: scopeParam, signal })[Symbol.asyncIterator]()
+          const blocks = (car.entityBytes === undefined
+            ? walkDag(target, getBlock, { scope: car.scope, signal })
+            : entityBytesBlocks(target, car.entityBytes, getBlock, signal))[Symbol.asyncIterator]()
           const first = await blocks.next()
           if (head) {
             await blocks.return(undefined)
@@ -202,6 +211,8 @@ function gatewayRoutes (app: FastifyInstance, deps: IpfsRouteDeps): void {
           void (async () => {
             try {
               const put = async (block: { cid: CID, bytes: Uint8Array }): Promise<void> => {
+                // the spec: identity CIDs' blocks are never sent (their bytes are in the CID)
+                if (identityBytes(block.cid) !== undefined) return
                 if (await Promise.race([writer.put(block), aborted]) === 'aborted') throw new Error('client went away')
               }
               for (const block of pathBlocks) await put(block)
@@ -224,10 +235,10 @@ function gatewayRoutes (app: FastifyInstance, deps: IpfsRouteDeps): void {
         // deserialized: the file's bytes
         const stat = await deps.store.stat(target, { signal })
         if (stat.type !== 'file' && stat.type !== 'raw') {
+          reply.removeHeader('etag').removeHeader('cache-control')
           return await reply.code(501).send({ error: { name: 'NotImplemented', message: `${target.toString()} is a ${stat.type}: ask for ?format=car or ?format=raw` } })
         }
-        reply.header('content-type', 'application/octet-stream').header('cache-control', IMMUTABLE)
-          .header('etag', `"${target.toString()}"`).header('content-length', stat.size)
+        reply.header('content-type', 'application/octet-stream').header('content-length', stat.size)
         if (head) return await reply.send()
         return await reply.send(Readable.from(deps.store.cat(target, { signal })))
       } catch (err) {
@@ -276,8 +287,8 @@ async function sendRpcError (reply: FastifyReply, err: unknown): Promise<void> {
   // Kubo's wording, which clients (and our KuboStore) recognise
   if ((err as Error)?.name === 'NotFoundError') message = `block was not found locally (offline): ipld: could not find node (${message})`
   clearHeaders(reply)
-  // Kubo answers 400 for a bad request, 405 for a wrong method and 500 for anything else
-  const sent = status === 405 ? 405 : status >= 400 && status < 500 && (err as Error)?.name !== 'NotFoundError' ? 400 : 500
+  // Kubo answers 400 for a bad request, 403 for a foreign Origin, 405 for a wrong method and 500 for anything else
+  const sent = status === 405 || status === 403 ? status : status >= 400 && status < 500 && (err as Error)?.name !== 'NotFoundError' ? 400 : 500
   await reply.code(sent).header('content-type', 'application/json; charset=utf-8')
     .send({ Message: message, Code: sent === 400 ? 1 : 0, Type: 'error' })
 }
@@ -363,6 +374,14 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
       await api.register(multipart, { limits: { fileSize: Number.MAX_SAFE_INTEGER, files: MAX_MULTIPART_FILES, parts: MAX_MULTIPART_PARTS } })
     }
     api.setErrorHandler(async (err, _request, reply) => { await sendRpcError(reply, err) })
+    // As Kubo: a request a web page sends (it carries that page's Origin) is refused. A multipart POST
+    // needs no CORS preflight, so without this any page the user opens could add and pin content here.
+    api.addHook('onRequest', async (request, reply) => {
+      const origin = request.headers.origin
+      if (origin === undefined || origin === `http://${request.headers.host ?? ''}`) return
+      await sendRpcError(reply, new ForeignOrigin(origin))
+      return reply
+    })
     // Kubo answers 405 to any other method on its commands
     for (const command of RPC_COMMANDS) {
       api.route({
@@ -434,8 +453,10 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
             yield next.value
           }
         })())
+        // what is sent, as Kubo: the bytes from `offset`, at most `length`
+        const sent = Math.max(0, Math.min(stat.size - (offset ?? 0), length ?? Number.MAX_SAFE_INTEGER))
         return await reply.header('content-type', 'text/plain').header('x-stream-output', '1')
-          .header('x-content-length', String(stat.size)).send(body)
+          .header('x-content-length', String(sent)).send(body)
       } catch (err) {
         await sendRpcError(reply, err)
       }
