@@ -163,11 +163,18 @@ export async function * walkDag (cid: CID, getBlock: BlockGetter, options: Abort
     yield block
     if (scope === 'block' || block.cid.code !== DAG_PB_CODE) return
     const node = dagPb.decode(block.bytes)
+    let links = node.Links
     if (scope === 'entity' && node.Data !== undefined) {
-      const type = UnixFS.unmarshal(node.Data).type
-      if (type === 'directory' || type === 'hamt-sharded-directory') return
+      const unixfs = UnixFS.unmarshal(node.Data)
+      // A directory's entity is what lists it: a plain directory's own block; a HAMT's root and its
+      // sub-shards (links named by the bucket prefix alone), never the entries' contents.
+      if (unixfs.type === 'directory') return
+      if (unixfs.type === 'hamt-sharded-directory') {
+        const prefixLength = (Number(unixfs.fanout ?? 256n) - 1).toString(16).length
+        links = links.filter(link => (link.Name ?? '').length === prefixLength)
+      }
     }
-    const children = mapOrdered(node.Links, readAhead, async (link) => {
+    const children = mapOrdered(links, readAhead, async (link) => {
       throwIfAborted(options.signal, 'walk')
       return { cid: link.Hash, bytes: await fetchBlock(link.Hash, getBlock, options) }
     })

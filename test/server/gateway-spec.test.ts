@@ -11,6 +11,7 @@ import path from 'node:path'
 import { CarBlockIterator } from '@ipld/car/iterator'
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
+import { importer } from 'ipfs-unixfs-importer'
 import { CID } from 'multiformats/cid'
 import { identity } from 'multiformats/hashes/identity'
 import { sha256 } from 'multiformats/hashes/sha2'
@@ -205,6 +206,25 @@ describe('gateway and RPC against the specs', () => {
       const res = await server.app.inject({ url: `/ipfs/${three.toString()}?format=car&entity-bytes=${bad}` })
       assert.equal(res.statusCode, 400, bad)
       assert.match(res.json().error.message, /entity-bytes/, bad)
+    }
+  })
+
+  it('dag-scope=entity of a HAMT-sharded directory sends every shard block and no entry\'s content', async () => {
+    const files = Array.from({ length: 600 }, (_, i) => ({ path: `d/f${i}.txt`, content: new TextEncoder().encode(`file ${i}\n`) }))
+    const sink = { put: async (cid: CID, bytes: Uint8Array) => { await store.putBlock(cid, bytes); return cid } }
+    let hamt: CID | undefined
+    for await (const entry of importer(files, sink as never, { shardSplitThresholdBytes: 1, cidVersion: 1, rawLeaves: true })) {
+      if (entry.path === 'd') hamt = entry.cid
+    }
+    assert.ok(hamt !== undefined)
+    const { blocks } = await carBlocks(`/ipfs/${hamt.toString()}?format=car&dag-scope=entity`)
+    const shards = [...blocks.keys()].map(key => CID.parse(key))
+    assert.ok(shards.length > 1, 'the root and its sub-shards')
+    for (const cid of shards) {
+      const node = dagPb.decode(blocks.get(cid.toString()) as Uint8Array)
+      assert.equal(UnixFS.unmarshal(node.Data as Uint8Array).type, 'hamt-sharded-directory', 'only shard blocks, no file')
+      // every sub-shard a shard links to is in the CAR: the directory can be listed from it alone
+      for (const link of node.Links) if (link.Name?.length === 2) assert.ok(blocks.has(link.Hash.toString()), `sub-shard ${link.Name}`)
     }
   })
 
