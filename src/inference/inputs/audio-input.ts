@@ -46,12 +46,24 @@ function toSamples (value: unknown, field: string): Float32Array {
   return samples
 }
 
-/** Mono samples at `targetRate`. */
-export async function readAudioInput (obj: Record<string, unknown>, targetRate: number): Promise<Float32Array> {
+/** Mono samples as given, at their own rate, and the input field they came from. */
+export interface RawAudio {
+  samples: Float32Array
+  rate: number
+  field: 'input_values' | 'audio'
+}
+
+/**
+ * Mono samples at the rate they were given at (`sampling_rate`, the WAV header, else `defaultRate`).
+ * Resampling is left to `atRate`, so that a caller can refuse audio that is too long first.
+ */
+export async function readRawAudio (obj: Record<string, unknown>, defaultRate: number): Promise<RawAudio> {
   if (obj.input_values !== undefined) {
+    // Either one could be what the caller meant: refuse rather than silently drop the other.
+    if (obj.audio !== undefined) throw ValidationError.field('audio', 'give either input_values or audio, not both')
     const samples = toSamples(obj.input_values, 'input_values')
-    const rate = obj.sampling_rate === undefined ? targetRate : checkSamplingRate(obj.sampling_rate)
-    return rate === targetRate ? samples : resample(samples, rate, targetRate)
+    const rate = obj.sampling_rate === undefined ? defaultRate : checkSamplingRate(obj.sampling_rate)
+    return { samples, rate, field: 'input_values' }
   }
   if (obj.audio !== undefined) {
     let bytes: Uint8Array
@@ -65,8 +77,22 @@ export async function readAudioInput (obj: Record<string, unknown>, targetRate: 
     else throw ValidationError.field('audio', `expected a WAV file path or its bytes, got ${describe(obj.audio)}`)
     const wav = decodeWav(bytes)
     checkSamplingRate(wav.sampleRate, 'audio.sampling_rate')
+    // The header says the rate; a different `sampling_rate` beside it is a mistake, not an override.
+    if (obj.sampling_rate !== undefined && checkSamplingRate(obj.sampling_rate) !== wav.sampleRate) {
+      throw ValidationError.field('sampling_rate', `is ${String(obj.sampling_rate)} Hz but the WAV file is at ${wav.sampleRate} Hz`)
+    }
     if (wav.samples.length === 0) throw ValidationError.field('audio', 'holds no samples')
-    return wav.sampleRate === targetRate ? wav.samples : resample(wav.samples, wav.sampleRate, targetRate)
+    return { samples: wav.samples, rate: wav.sampleRate, field: 'audio' }
   }
   throw ValidationError.field('input_values', 'is missing (or pass audio)')
+}
+
+/** How many samples `audio` has at `targetRate` (what `atRate` returns), without resampling it. */
+export function lengthAtRate (audio: RawAudio, targetRate: number): number {
+  return audio.rate === targetRate ? audio.samples.length : Math.ceil(audio.samples.length * targetRate / audio.rate)
+}
+
+/** The samples at `targetRate`, resampled when they are at another one. */
+export function atRate (audio: RawAudio, targetRate: number): Float32Array {
+  return audio.rate === targetRate ? audio.samples : resample(audio.samples, audio.rate, targetRate)
 }

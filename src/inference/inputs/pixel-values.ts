@@ -4,7 +4,8 @@
  * image processor. Shapes are checked against the model's config and non-finite values are refused.
  */
 import { RawImage, Tensor } from '@huggingface/transformers'
-import { ValidationError } from '../../errors.js'
+import { readFile } from 'node:fs/promises'
+import { InferenceError, ValidationError } from '../../errors.js'
 import { describe } from './token-ids.js'
 import type { LoadedModel } from '../tasks/task-handler.js'
 
@@ -14,20 +15,44 @@ export interface PixelBatch {
   dims: [number, number, number, number]
 }
 
-function flatten (value: unknown, field: string, dims: number[], out: number[], depth = 0): void {
-  if (Array.isArray(value) || (ArrayBuffer.isView(value) && !(value instanceof DataView))) {
-    const arr = value as ArrayLike<unknown>
-    if (dims.length === depth) dims.push(arr.length)
-    else if (dims[depth] !== arr.length) throw ValidationError.field(field, `is ragged: expected ${dims[depth]} entries at depth ${depth}, got ${arr.length}`)
-    if (ArrayBuffer.isView(arr)) {
-      for (let i = 0; i < arr.length; i++) out.push(Number(arr[i]))
-      return
-    }
-    for (let i = 0; i < arr.length; i++) flatten(arr[i], field, dims, out, depth + 1)
+type Nested = ArrayLike<unknown>
+
+function isList (value: unknown): value is Nested {
+  return Array.isArray(value) || (ArrayBuffer.isView(value) && !(value instanceof DataView))
+}
+
+/**
+ * Flattens nested lists into `out`, which must be exactly a box of shape `dims` (read from the first
+ * element at each depth). A number where a list belongs, or a list where a number belongs, is refused:
+ * otherwise the data would be shorter than the shape says and, in a batch, shift the next request's rows.
+ */
+function flatten (value: unknown, field: string, dims: number[], out: number[], index: number[] = []): void {
+  const depth = index.length
+  const at = (): string => `${field}${index.map(i => `[${i}]`).join('')}`
+  if (depth === dims.length) {
+    if (typeof value !== 'number' && typeof value !== 'bigint') throw ValidationError.field(at(), `expected a number (shape ${JSON.stringify(dims)}), got ${describe(value)}`)
+    out.push(Number(value))
     return
   }
-  if (typeof value !== 'number') throw ValidationError.field(field, `expected numbers, got ${describe(value)}`)
-  out.push(value)
+  if (!isList(value)) throw ValidationError.field(at(), `expected a list of ${dims[depth]} (shape ${JSON.stringify(dims)}), got ${describe(value)}`)
+  if (value.length !== dims[depth]) throw ValidationError.field(at(), `is ragged: expected ${dims[depth]} entries (shape ${JSON.stringify(dims)}), got ${value.length}`)
+  for (let i = 0; i < value.length; i++) {
+    index.push(i)
+    flatten(value[i], field, dims, out, index)
+    index.pop()
+  }
+}
+
+/** The shape of nested lists, from the first element at each depth. */
+function shapeOf (value: unknown): number[] {
+  const dims: number[] = []
+  let v = value
+  while (isList(v)) {
+    dims.push(v.length)
+    if (v.length === 0) break
+    v = v[0]
+  }
+  return dims
 }
 
 /** Expected [C, H, W] for a model, from its config (vision_config for CLIP). */
@@ -51,7 +76,9 @@ export function toPixelBatch (value: unknown, m: LoadedModel, field = 'pixel_val
     if (count !== data.length) throw ValidationError.field(field, `dims ${JSON.stringify(dims)} need ${count} values, data has ${data.length}`)
   } else {
     const flat: number[] = []
-    dims = []
+    dims = shapeOf(value)
+    if (dims.length === 0) throw ValidationError.field(field, `expected nested lists of numbers or { data, dims }, got ${describe(value)}`)
+    if (dims.includes(0)) throw ValidationError.field(field, `has an empty dimension (shape ${JSON.stringify(dims)})`)
     flatten(value, field, dims, flat)
     data = Float32Array.from(flat)
   }
@@ -66,16 +93,34 @@ export function toPixelBatch (value: unknown, m: LoadedModel, field = 'pixel_val
   return { data, dims: dims as PixelBatch['dims'] }
 }
 
+/**
+ * Longest wait for an image URL, body included. fetch's own limits are 300 s per stage, and a server
+ * that trickles bytes holds it forever, with the request (and its model) held all that time.
+ */
+export const IMAGE_FETCH_TIMEOUT_MS = 30_000
+
+/** The bytes of an image file path or http(s) URL. */
+export async function readImageBytes (location: string, timeoutMs = IMAGE_FETCH_TIMEOUT_MS): Promise<Uint8Array> {
+  if (!/^https?:\/\//i.test(location)) return await readFile(location)
+  try {
+    const response = await fetch(location, { signal: AbortSignal.timeout(timeoutMs) })
+    if (!response.ok) throw new Error(`HTTP ${response.status} ${response.statusText}`)
+    return new Uint8Array(await response.arrayBuffer())
+  } catch (cause) {
+    if ((cause as Error).name !== 'TimeoutError') throw cause
+    throw new Error(`no complete response within ${timeoutMs / 1000} s`, { cause })
+  }
+}
+
 /** Reads an image (path, URL, bytes) and runs the model's processor on it. */
 export async function imageToPixelBatch (value: unknown, m: LoadedModel, field = 'image'): Promise<PixelBatch> {
   if (m.processor === undefined) throw ValidationError.field(field, `model ${m.id} has no image processor: pass pixel_values`)
+  if (typeof value !== 'string' && !(value instanceof Uint8Array)) throw ValidationError.field(field, `expected a file path, a URL or image bytes, got ${describe(value)}`)
   let image: RawImage
   try {
-    if (typeof value === 'string') image = await RawImage.read(value)
-    else if (value instanceof Uint8Array) image = await RawImage.fromBlob(new Blob([new Uint8Array(value)]))
-    else throw ValidationError.field(field, `expected a file path, a URL or image bytes, got ${describe(value)}`)
+    const bytes = typeof value === 'string' ? await readImageBytes(value) : value
+    image = await RawImage.fromBlob(new Blob([new Uint8Array(bytes)]))
   } catch (cause) {
-    if (cause instanceof ValidationError) throw cause
     throw new ValidationError(`${field}: cannot read the image (${(cause as Error).message})`, [{ path: field, message: 'cannot be read as an image' }], { cause })
   }
   const processed = await m.processor(image)
@@ -83,8 +128,12 @@ export async function imageToPixelBatch (value: unknown, m: LoadedModel, field =
   return { data: t.data as Float32Array, dims: t.dims as PixelBatch['dims'] }
 }
 
+/** One tensor of batches that share [C, H, W] (callers group them so). */
 export function concatPixelBatches (batches: PixelBatch[]): Tensor {
   const [, c, h, w] = batches[0].dims
+  if (batches.some(b => b.dims[1] !== c || b.dims[2] !== h || b.dims[3] !== w)) {
+    throw new InferenceError(`cannot batch images of shapes ${batches.map(b => JSON.stringify(b.dims)).join(', ')}`)
+  }
   const total = batches.reduce((n, b) => n + b.dims[0], 0)
   const data = new Float32Array(total * c * h * w)
   let offset = 0

@@ -74,7 +74,8 @@ function toRowsLike (value: unknown, rows: number[][], field: string): number[][
 export function describe (value: unknown): string {
   if (value === null) return 'null'
   if (Array.isArray(value)) return 'array'
-  if (typeof value === 'number' && Number.isNaN(value)) return 'NaN'
+  // JSON.stringify writes NaN and ±Infinity as null.
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value)
   if (typeof value === 'bigint') return `bigint ${value}` // JSON.stringify throws on a BigInt
   return typeof value === 'object' ? (value.constructor?.name ?? 'object') : `${typeof value} ${JSON.stringify(value)}`
 }

@@ -13,7 +13,7 @@ import { AutoModelForSpeechSeq2Seq, AutoModelForCTC, AutoProcessor, AutoTokenize
 import { ValidationError } from '../../errors.js'
 import { asObject, optionalInt, rejectUnknownKeys } from '../inputs/options.js'
 import { describe } from '../inputs/token-ids.js'
-import { readAudioInput } from '../inputs/audio-input.js'
+import { readRawAudio, atRate, lengthAtRate } from '../inputs/audio-input.js'
 import { whisperLanguageCode } from '../inputs/whisper-languages.js'
 import { softmax, argmax } from '../inputs/softmax.js'
 import type { TaskHandler, LoadedModel } from './task-handler.js'
@@ -73,22 +73,25 @@ export class AudioTranscriptionTask implements TaskHandler<AudioRequest> {
     const obj = asObject(input, typeof input === 'string' || input instanceof Uint8Array ? 'audio' : 'input_values')
     rejectUnknownKeys(obj, KEYS)
     const rate = this.samplingRate(m)
-    const samples = await readAudioInput(obj, rate)
+    const raw = await readRawAudio(obj, rate)
     if (!isSeq2Seq(m.config)) {
       for (const key of ['language', 'max_new_tokens']) {
         if (obj[key] !== undefined) throw ValidationError.field(key, `is not supported by CTC models such as wav2vec2 (${m.id})`)
       }
+      const samples = atRate(raw, rate)
       const min = minCtcSamples(m.config)
       if (min !== undefined && samples.length < min) {
-        throw ValidationError.field('input_values', `holds ${samples.length} samples; ${m.id} needs at least ${min} samples (${min / rate} s at ${rate} Hz)`)
+        throw ValidationError.field(raw.field, `holds ${samples.length} samples; ${m.id} needs at least ${min} samples (${min / rate} s at ${rate} Hz)`)
       }
       return { value: { samples }, rows: 1 }
     }
+    // Checked before resampling, which would take about a second per minute of audio to be refused.
     const limit = (m.processor?.feature_extractor?.config?.chunk_length ?? 30) * rate
-    if (samples.length > limit) {
-      throw ValidationError.field('input_values', `holds ${(samples.length / rate).toFixed(1)} s of audio; ${m.id} reads at most ${limit / rate} s per request`)
+    if (lengthAtRate(raw, rate) > limit) {
+      throw ValidationError.field(raw.field, `holds ${(raw.samples.length / raw.rate).toFixed(1)} s of audio; ${m.id} reads at most ${limit / rate} s per request`)
     }
-    return { value: { samples, maxNewTokens: optionalInt(obj.max_new_tokens, 'max_new_tokens', 1, 448), language: whisperLanguage(obj.language, m) }, rows: 1 }
+    const value = { maxNewTokens: optionalInt(obj.max_new_tokens, 'max_new_tokens', 1, 448), language: whisperLanguage(obj.language, m) }
+    return { value: { samples: atRate(raw, rate), ...value }, rows: 1 }
   }
 
   async run (m: LoadedModel, items: AudioRequest[]): Promise<Array<Record<string, unknown>>> {

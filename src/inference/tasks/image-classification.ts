@@ -34,6 +34,7 @@ export class ImageClassificationTask implements TaskHandler<ImageRequest> {
     rejectUnknownKeys(obj, KEYS)
     const topK = optionalInt(obj.top_k, 'top_k', 1) ?? 5
     let pixels: PixelBatch
+    if (obj.pixel_values !== undefined && obj.image !== undefined) throw ValidationError.field('image', 'give either pixel_values or image, not both')
     if (obj.pixel_values !== undefined) pixels = toPixelBatch(obj.pixel_values, m)
     else if (obj.image !== undefined) pixels = await imageToPixelBatch(obj.image, m)
     else throw ValidationError.field('pixel_values', 'is missing (or pass image)')
@@ -41,18 +42,31 @@ export class ImageClassificationTask implements TaskHandler<ImageRequest> {
   }
 
   async run (m: LoadedModel, items: ImageRequest[]): Promise<Array<Record<string, unknown>>> {
-    const out = await m.model({ pixel_values: concatPixelBatches(items.map(i => i.pixels)) })
-    const logits = out.logits.data as Float32Array
-    const classes = out.logits.dims[1] as number
+    // One model call per image shape: a model whose config gives no image_size takes pixel_values of
+    // any size, and requests of different sizes cannot share one tensor.
+    const groups = new Map<string, number[]>()
+    items.forEach((item, i) => {
+      const key = item.pixels.dims.slice(1).join('x')
+      groups.set(key, [...(groups.get(key) ?? []), i])
+    })
+    const rowLogits: number[][][] = new Array(items.length)
+    for (const group of groups.values()) {
+      const out = await m.model({ pixel_values: concatPixelBatches(group.map(i => items[i].pixels)) })
+      const logits = out.logits.data as Float32Array
+      const classes = out.logits.dims[1] as number
+      let row = 0
+      for (const i of group) {
+        const first = row
+        row += items[i].pixels.dims[0]
+        rowLogits[i] = Array.from({ length: row - first }, (_, r) => Array.from(logits.subarray((first + r) * classes, (first + r + 1) * classes)))
+      }
+    }
     const id2label = (m.config.id2label ?? {}) as Record<string, string>
-    let row = 0
-    return items.map(item => {
-      const results = Array.from({ length: item.pixels.dims[0] }, () => {
-        const l = Array.from(logits.subarray(row * classes, (row + 1) * classes))
-        row++
+    return items.map((item, i) => {
+      const results = rowLogits[i].map(l => {
         const probs = softmax(l)
         const best = argmax(probs)
-        const top = probs.map((score, i) => ({ label: id2label[i] ?? `LABEL_${i}`, score }))
+        const top = probs.map((score, c) => ({ label: id2label[c] ?? `LABEL_${c}`, score }))
           .sort((a, b) => b.score - a.score).slice(0, item.topK)
         return { label: id2label[best] ?? `LABEL_${best}`, score: probs[best], logits: l, top_k: top }
       })

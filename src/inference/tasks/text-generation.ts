@@ -53,7 +53,7 @@ export class TextGenerationTask implements TaskHandler<GenerationRequest> {
   }
 
   async prepare (input: unknown, m: LoadedModel): Promise<{ value: GenerationRequest, rows: number }> {
-    const obj = asObject(input, Array.isArray(input) ? 'input_ids' : 'prompt')
+    const obj = asObject(input, Array.isArray(input) || ArrayBuffer.isView(input) ? 'input_ids' : 'prompt')
     rejectUnknownKeys(obj, KEYS)
     const positions = maxPositions(m.config)
     let ids: number[]
@@ -121,7 +121,6 @@ export class TextGenerationTask implements TaskHandler<GenerationRequest> {
     // A caller may have given up while this waited (for the sampling lock, say): do not start.
     const aborted = (): boolean => ctx.signal?.aborted === true
     if (aborted()) throw new AbortError('the generation was aborted')
-    const eos = m.config.eos_token_id
     // A caller that gave up (a stream left early) interrupts the generation at its next token.
     const interrupt = new InterruptableStoppingCriteria()
     const onAbort = (): void => { interrupt.interrupt() }
@@ -135,15 +134,18 @@ export class TextGenerationTask implements TaskHandler<GenerationRequest> {
       ...(req.topK !== undefined ? { top_k: req.topK } : {}),
       ...(req.topP !== undefined ? { top_p: req.topP } : {}),
       ...(req.repetitionPenalty !== undefined ? { repetition_penalty: req.repetitionPenalty } : {}),
-      ...(eos !== undefined ? { eos_token_id: eos, pad_token_id: m.config.pad_token_id ?? eos } : {}),
+      // eos_token_id is left to transformers.js, which takes generation_config.json over config.json
+      // as Hugging Face does: chat models list their end-of-turn tokens only there.
       streamer,
       stopping_criteria: [interrupt]
     }).finally(() => { ctx.signal?.removeEventListener('abort', onAbort) })
     if (aborted()) throw new AbortError('the generation was aborted')
     const all = Array.from((sequences as Tensor).data as BigInt64Array, Number)
     const generated = all.slice(n)
+    // Left padding (mask 0) is not part of the prompt: keep it out of `text`.
+    const prompt = req.ids.filter((_, i) => req.mask[i] === 1)
     return {
-      text: m.tokenizer.decode(all, { skip_special_tokens: true }),
+      text: m.tokenizer.decode([...prompt, ...generated], { skip_special_tokens: true }),
       generated_text: m.tokenizer.decode(generated, { skip_special_tokens: true }),
       generated_tokens: generated.length,
       generated_ids: generated

@@ -12,6 +12,9 @@ import { toPixelBatch, imageToPixelBatch, concatPixelBatches, type PixelBatch } 
 import { softmax } from '../inputs/softmax.js'
 import type { TaskHandler, LoadedModel } from './task-handler.js'
 
+/** The template candidate labels go into (`{}` is the label), as in transformers.js's pipeline. */
+export const DEFAULT_HYPOTHESIS_TEMPLATE = 'This is a photo of {}'
+
 interface ZeroShotRequest {
   pixels: PixelBatch
   labels: string[]
@@ -38,6 +41,7 @@ export class ZeroShotImageClassificationTask implements TaskHandler<ZeroShotRequ
     const obj = asObject(input, 'image')
     rejectUnknownKeys(obj, KEYS)
     let pixels: PixelBatch
+    if (obj.pixel_values !== undefined && obj.image !== undefined) throw ValidationError.field('image', 'give either pixel_values or image, not both')
     if (obj.pixel_values !== undefined) pixels = toPixelBatch(obj.pixel_values, m)
     else if (obj.image !== undefined) pixels = await imageToPixelBatch(obj.image, m)
     else throw ValidationError.field('pixel_values', 'is missing (or pass image)')
@@ -53,8 +57,10 @@ export class ZeroShotImageClassificationTask implements TaskHandler<ZeroShotRequ
         throw ValidationError.field('candidate_labels', 'expected a non-empty list of non-empty strings')
       }
       if (m.tokenizer === undefined) throw ValidationError.field('candidate_labels', `model ${m.id} has no tokenizer: pass input_ids`)
+      if (obj.input_ids !== undefined) throw ValidationError.field('input_ids', 'give either candidate_labels or input_ids, not both')
       if (obj.attention_mask !== undefined) throw ValidationError.field('attention_mask', 'goes with input_ids, not candidate_labels')
-      const template = obj.hypothesis_template ?? 'a photo of a {}'
+      // transformers.js's zero-shot pipeline default, so scores match it
+      const template = obj.hypothesis_template ?? DEFAULT_HYPOTHESIS_TEMPLATE
       if (typeof template !== 'string' || !template.includes('{}')) {
         throw ValidationError.field('hypothesis_template', `expected a string with {} where each label goes, got ${describe(template)}`)
       }

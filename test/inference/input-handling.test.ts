@@ -1,0 +1,206 @@
+/**
+ * Inputs each task family must read exactly as given (or refuse, naming the field), checked against
+ * transformers.js on the same tiny models where it gives a reference.
+ */
+import { describe, it, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { cpSync, readFileSync, writeFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { AutoModelForCausalLM, AutoTokenizer, env, type Tensor } from '@huggingface/transformers'
+import { IpfsAccelerate } from '../../src/accelerator.js'
+import { ValidationError } from '../../src/errors.js'
+import { encodeWav } from '../../src/inference/audio/wav.js'
+import { readImageBytes } from '../../src/inference/inputs/pixel-values.js'
+import { tinyModels, type TinyModels } from '../helpers/tiny-models.js'
+
+/** A [C, H, W] image as nested lists. */
+function planes (seed: number, size = 224): number[][][] {
+  return [0, 1, 2].map(c => Array.from({ length: size }, (_, y) => Array.from({ length: size }, (_, x) => Math.sin(((c * size + y) * size + x) * 0.001 * seed) * 0.8)))
+}
+
+function flat (seed: number, size: number): { data: Float32Array, dims: number[] } {
+  return { data: Float32Array.from(planes(seed, size).flat(2)), dims: [1, 3, size, size] }
+}
+
+function editJson (file: string, edit: (json: Record<string, unknown>) => void): void {
+  const json = JSON.parse(readFileSync(file, 'utf8'))
+  edit(json)
+  writeFileSync(file, JSON.stringify(json))
+}
+
+function isValidation (field: string, pattern?: RegExp): (err: unknown) => boolean {
+  return (err: unknown) => {
+    assert.ok(err instanceof ValidationError, String(err))
+    assert.equal(err.context.field, field)
+    if (pattern !== undefined) assert.match(err.message, pattern)
+    return true
+  }
+}
+
+describe('input handling per task', () => {
+  let models: TinyModels
+  let acc: IpfsAccelerate
+
+  before(async () => {
+    models = await tinyModels(['gpt2', 'vit', 'clip', 'whisper'])
+    acc = new IpfsAccelerate({ logging: { level: 'SILENT' }, hardware: { batch_size: 4 }, performance: { enable_caching: false } }, {}, { env: {} })
+  })
+  after(async () => {
+    await acc.stop()
+    models.cleanup()
+  })
+
+  describe('text_generation', () => {
+    it('stops at the eos tokens of generation_config.json, as transformers.js does', async () => {
+      const plain = (await acc.processAsync(models.dir('gpt2'), { prompt: 'Hello world', max_new_tokens: 10 }, 'text_generation')).generated_ids as number[]
+      // A token the greedy continuation reaches only after a few steps becomes an extra end-of-turn token.
+      const stop = plain.find((id, i) => i >= 2 && plain.indexOf(id) === i)
+      assert.ok(stop !== undefined)
+      const dir = join(models.root, 'gpt2-eot')
+      cpSync(models.dir('gpt2'), dir, { recursive: true })
+      editJson(join(dir, 'generation_config.json'), g => { g.eos_token_id = [1023, stop] })
+
+      const ours = (await acc.processAsync(dir, { prompt: 'Hello world', max_new_tokens: 10 }, 'text_generation')).generated_ids as number[]
+      assert.deepEqual(ours, plain.slice(0, plain.indexOf(stop) + 1))
+      env.allowRemoteModels = false
+      const tokenizer = await AutoTokenizer.from_pretrained(dir)
+      const model = await AutoModelForCausalLM.from_pretrained(dir, { device: 'cpu', dtype: 'fp32' })
+      const inputs = tokenizer('Hello world')
+      const reference = await model.generate({ ...inputs, max_new_tokens: 10 }) as Tensor
+      await model.dispose()
+      assert.deepEqual(ours, Array.from(reference.data as BigInt64Array, Number).slice(inputs.input_ids.dims[1]))
+    })
+
+    it('keeps left padding out of text', async () => {
+      const gpt2 = models.dir('gpt2')
+      const bare = await acc.processAsync(gpt2, { input_ids: [5, 6], max_new_tokens: 4 }, 'text_generation')
+      const padded = await acc.processAsync(gpt2, { input_ids: [0, 0, 5, 6], attention_mask: [0, 0, 1, 1], max_new_tokens: 4 }, 'text_generation')
+      assert.deepEqual(padded.generated_ids, bare.generated_ids)
+      assert.equal(padded.text, bare.text)
+      assert.equal(padded.text, `&'${String(bare.generated_text)}`)
+    })
+
+    it('takes a bare typed array as input_ids, like a bare list', async () => {
+      const gpt2 = models.dir('gpt2')
+      const list = await acc.processAsync(gpt2, [5, 6], 'text_generation')
+      const typed = await acc.processAsync(gpt2, Int32Array.from([5, 6]), 'text_generation')
+      assert.deepEqual(typed.generated_ids, list.generated_ids)
+    })
+
+    it('names a non-finite token id as it is', async () => {
+      await assert.rejects(acc.processAsync(models.dir('gpt2'), { input_ids: [5, Infinity] }, 'text_generation'),
+        isValidation('input_ids[1]', /got Infinity$/))
+    })
+  })
+
+  describe('image inputs', () => {
+    it('refuses nested pixel_values with a number where a row belongs; a neighbour in the batch keeps its answer', async () => {
+      const vit = models.dir('vit')
+      const bad: unknown[][] = planes(1)
+      bad[2] = [...bad[2].slice(0, 223), 0.5]
+      const alone = await acc.processAsync(vit, { pixel_values: planes(2) }, 'image_classification')
+      const [refused, neighbour] = await Promise.allSettled([
+        acc.processAsync(vit, { pixel_values: bad }, 'image_classification'),
+        acc.processAsync(vit, { pixel_values: planes(2) }, 'image_classification')
+      ])
+      assert.equal(refused.status, 'rejected')
+      isValidation('pixel_values[2][223]', /expected a list of 224/)((refused as PromiseRejectedResult).reason)
+      assert.equal(neighbour.status, 'fulfilled')
+      assert.deepEqual((neighbour as PromiseFulfilledResult<Record<string, unknown>>).value.logits, alone.logits)
+      await assert.rejects(acc.processAsync(vit, { pixel_values: [[[1, 2], [3, [4]]]] }, 'image_classification'), isValidation('pixel_values[0][1][1]'))
+      await assert.rejects(acc.processAsync(vit, { pixel_values: [[[]]] }, 'image_classification'), isValidation('pixel_values', /empty dimension/))
+    })
+
+    it('never puts images of different sizes into one call (a model whose config has no image_size)', async () => {
+      const dir = join(models.root, 'vit-any-size')
+      cpSync(models.dir('vit'), dir, { recursive: true })
+      editJson(join(dir, 'config.json'), c => { delete c.image_size })
+      const alone = await acc.processAsync(dir, { pixel_values: flat(1, 224) }, 'image_classification')
+      const [big, small] = await Promise.allSettled([
+        acc.processAsync(dir, { pixel_values: flat(1, 224) }, 'image_classification'),
+        acc.processAsync(dir, { pixel_values: flat(2, 100) }, 'image_classification')
+      ])
+      assert.equal(big.status, 'fulfilled')
+      assert.deepEqual((big as PromiseFulfilledResult<Record<string, unknown>>).value.logits, alone.logits)
+      // The model itself takes only 224 x 224: the small image must fail, not borrow the big one's shape.
+      assert.equal(small.status, 'rejected')
+    })
+
+    it('zero-shot scores equal transformers.js\'s pipeline, default template included', async () => {
+      const file = join(models.root, 'zero-shot.png')
+      const { RawImage, pipeline } = await import('@huggingface/transformers')
+      const pixels = Uint8ClampedArray.from({ length: 40 * 30 * 3 }, (_, i) => (i * 37) % 256)
+      await new RawImage(pixels, 40, 30, 3).save(file)
+      const labels = ['a cat', 'a dog', 'a car']
+      const ours = await acc.processAsync(models.dir('clip'), { image: file, candidate_labels: labels }, 'zero_shot_image_classification')
+      env.allowRemoteModels = false
+      const classifier = await pipeline('zero-shot-image-classification', models.dir('clip'), { device: 'cpu', dtype: 'fp32' })
+      const reference = await classifier(await RawImage.read(file), labels) as Array<{ label: string, score: number }>
+      await classifier.dispose()
+      const ranked = ours.labels as Array<{ label: string, score: number }>
+      assert.deepEqual(ranked.map(r => r.label), reference.map(r => r.label))
+      ranked.forEach((r, i) => { assert.ok(Math.abs(r.score - reference[i].score) < 1e-5, `${r.label}: ${r.score} vs ${reference[i].score}`) })
+    })
+
+    it('refuses an image given twice over, and candidate texts given twice over', async () => {
+      const file = join(models.root, 'image.png')
+      const { RawImage } = await import('@huggingface/transformers')
+      await new RawImage(new Uint8ClampedArray(32 * 32 * 3).fill(90), 32, 32, 3).save(file)
+      await assert.rejects(acc.processAsync(models.dir('vit'), { image: file, pixel_values: planes(1) }, 'image_classification'), isValidation('image', /not both/))
+      const clip = models.dir('clip')
+      await assert.rejects(acc.processAsync(clip, { image: file, pixel_values: planes(1), candidate_labels: ['cat'] }, 'zero_shot_image_classification'), isValidation('image', /not both/))
+      await assert.rejects(acc.processAsync(clip, { image: file, candidate_labels: ['cat', 'dog'], input_ids: [[1022, 320, 1023]] }, 'zero_shot_image_classification'), isValidation('input_ids', /not both/))
+    })
+
+    describe('image URLs', () => {
+      let server: Server
+      let base: string
+      before(async () => {
+        server = createServer((req, res) => {
+          if (req.url === '/silent') return // never answers
+          res.writeHead(200, { 'content-type': 'image/png' })
+          res.write(new Uint8Array(16)) // headers and a little body, then nothing more
+        })
+        await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+        base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+      })
+      after(() => {
+        server.closeAllConnections()
+        server.close()
+      })
+
+      it('gives up on a server that does not answer, or stops sending, instead of waiting for minutes', async () => {
+        for (const path of ['/silent', '/trickle']) {
+          const started = Date.now()
+          await assert.rejects(readImageBytes(`${base}${path}`, 300), /no complete response within 0.3 s/)
+          assert.ok(Date.now() - started < 5_000, path)
+        }
+      })
+    })
+  })
+
+  describe('audio inputs', () => {
+    it('refuses samples given twice over, and a sampling_rate that contradicts the WAV header', async () => {
+      const whisper = models.dir('whisper')
+      const file = join(models.root, 'tone.wav')
+      writeFileSync(file, encodeWav(Float32Array.from({ length: 8_000 }, (_, i) => 0.3 * Math.sin(i / 5)), 8_000))
+      await assert.rejects(acc.processAsync(whisper, { audio: file, input_values: [0.1, 0.2] }, 'audio_transcription'), isValidation('audio', /not both/))
+      await assert.rejects(acc.processAsync(whisper, { audio: file, sampling_rate: 16_000 }, 'audio_transcription'), isValidation('sampling_rate', /WAV file is at 8000 Hz/))
+      const same = await acc.processAsync(whisper, { audio: file, sampling_rate: 8_000 }, 'audio_transcription')
+      const plain = await acc.processAsync(whisper, { audio: file }, 'audio_transcription')
+      assert.equal(same.text, plain.text)
+    })
+
+    it('refuses a WAV file longer than Whisper reads, naming audio, before resampling it', async () => {
+      const file = join(models.root, 'long.wav')
+      writeFileSync(file, encodeWav(new Float32Array(48_000 * 40).fill(0.01), 48_000))
+      await assert.rejects(acc.processAsync(models.dir('whisper'), { audio: file }, 'audio_transcription'), isValidation('audio', /holds 40\.0 s of audio; .* reads at most 30 s/))
+      await assert.rejects(acc.processAsync(models.dir('whisper'), { input_values: new Float32Array(8_000 * 31), sampling_rate: 8_000 }, 'audio_transcription'), isValidation('input_values', /holds 31\.0 s/))
+      // Exactly 30 s at another rate is still taken.
+      const edge = await acc.processAsync(models.dir('whisper'), { input_values: new Float32Array(8_000 * 30), sampling_rate: 8_000, max_new_tokens: 1 }, 'audio_transcription')
+      assert.equal(typeof edge.text, 'string')
+    })
+  })
+})
