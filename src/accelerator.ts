@@ -57,6 +57,7 @@ export class IpfsAccelerate {
   /** `onProgress` listeners; they outlive any one engine (a crashed worker is replaced). */
   private readonly progressListeners = new Set<(event: ModelProgressEvent) => void>()
   private stopped = false
+  private stopPromise?: Promise<void>
   /** Aborted by stop(): IPFS transfers in flight end at once instead of running out their timeouts. */
   private readonly stopping = new AbortController()
 
@@ -70,8 +71,12 @@ export class IpfsAccelerate {
     }
   }
 
-  private get engine (): InferenceEngine {
+  private checkNotStopped (): void {
     if (this.stopped) throw new AbortError('this IpfsAccelerate instance was stopped')
+  }
+
+  private get engine (): InferenceEngine {
+    this.checkNotStopped()
     if (this.engineInstance !== undefined && !this.engineInstance.alive) {
       // The worker crashed (its pending calls failed with the reason): start afresh; models load again on use.
       this.logger.warn('the inference worker had exited; starting a new one')
@@ -111,6 +116,8 @@ export class IpfsAccelerate {
    */
   process (model: string, input: unknown, endpointType?: EndpointType | null): InferenceResult {
     const type = this.checkCall(model, endpointType, input)
+    // Before the cache: it still answers while stop() is clearing it.
+    this.checkNotStopped()
     const key = this.cacheKey(model, type, input)
     const hit = key === undefined ? undefined : this.resultCache?.get(key)
     if (hit !== undefined) return hit as InferenceResult
@@ -123,6 +130,7 @@ export class IpfsAccelerate {
   async processAsync (model: string, input: unknown, endpointType?: EndpointType | null, options: ProcessOptions = {}): Promise<InferenceResult> {
     const type = this.checkCall(model, endpointType, input)
     checkProcessOptions(options)
+    this.checkNotStopped()
     // Given up already: no cache lookup, no pull, no worker call.
     if (options.signal?.aborted === true) throw new AbortError('the call was aborted before it started')
     // Streaming callers want the tokens as they come, so they bypass the cache.
@@ -326,7 +334,10 @@ export class IpfsAccelerate {
 
   /** Unloads a model's sessions. */
   async unloadModel (model: string): Promise<boolean> {
-    return this.engineInstance === undefined ? false : await this.engineInstance.unload(model)
+    this.checkNotStopped()
+    // A worker that exited took its models with it: nothing is loaded (the next inference starts a new one).
+    if (this.engineInstance === undefined || !this.engineInstance.alive) return false
+    return await this.engineInstance.unload(model)
   }
 
   /** Progress of model downloads, for every call. */
@@ -359,15 +370,18 @@ export class IpfsAccelerate {
 
   /** Releases every model session, the worker and any IPFS node this instance started. */
   async stop (): Promise<void> {
-    if (this.stopped) return
-    this.stopped = true
-    this.stopping.abort(new AbortError('this IpfsAccelerate instance was stopped'))
-    await this.engineInstance?.stop()
-    const content = await this.contentPromise?.catch(() => undefined)
-    await content?.stop()
-    await this.releaseStore?.()
-    this.resultCache?.clear()
-    this.logger.flush?.()
+    // Every caller waits for the same stop: a second stop() must not resolve while the first still releases.
+    this.stopPromise ??= (async () => {
+      this.stopped = true
+      this.stopping.abort(new AbortError('this IpfsAccelerate instance was stopped'))
+      await this.engineInstance?.stop()
+      const content = await this.contentPromise?.catch(() => undefined)
+      await content?.stop()
+      await this.releaseStore?.()
+      this.resultCache?.clear()
+      this.logger.flush?.()
+    })()
+    await this.stopPromise
   }
 }
 

@@ -82,6 +82,9 @@ const SYNC_SLOT = 0
 const READY_SLOT = 1
 const EXITED_SLOT = 2
 
+/** How long the worker waits for its sessions to be released after `stop` before it exits anyway. */
+const STOP_GRACE_MS = 5_000
+
 // Tell a caller blocked in a synchronous call that the worker is up.
 Atomics.store(syncFlag, READY_SLOT, 1)
 Atomics.notify(syncFlag, READY_SLOT)
@@ -104,7 +107,14 @@ port.on('message', (requests: Array<WorkerRequest | CancelRequest | HardwareMess
       continue
     }
     if (request.type === 'stop') {
+      // Their callers already have their AbortError: generations end at their next token, queued requests never run.
+      for (const controller of inProgress.values()) controller.abort()
       void (workerEngine?.stop() ?? Promise.resolve()).finally(() => { port.close() })
+      // The main thread never terminates this worker (terminated inside an onnxruntime call, it would abort
+      // the whole process), so it ends itself once the sessions are released, or after a grace period when
+      // something (a stalled download) would keep it alive: process.exit runs from JavaScript, that is
+      // between model calls. Unref'd: a worker done sooner exits without waiting for it.
+      setTimeout(() => { process.exit(0) }, STOP_GRACE_MS).unref()
       return
     }
     if (request.type === 'cancel') {

@@ -83,7 +83,16 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
   /** Async requests made in the current turn of the event loop, posted together (see `post`). */
   private outbox: Array<WorkerRequest | CancelRequest> = []
   private stopped = false
+  private stopping?: Promise<void>
   private readonly exited: Promise<void>
+  /**
+   * Requests the worker was sent and has not answered yet, including those whose callers gave up (the
+   * worker answers every request). While any is left the worker holds the process: a process that exits
+   * while the worker is inside an onnxruntime call aborts (SIGABRT) instead of exiting.
+   */
+  private readonly unanswered = new Set<number>()
+  /** The calls waiting on each caller's signal: one 'abort' listener per signal however many calls share it (Node warns past 10). */
+  private readonly signals = new Map<AbortSignal, { ids: Set<number>, onAbort: () => void }>()
 
   constructor (private readonly init: EngineInit) {
     super()
@@ -135,6 +144,7 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
       }
       return
     }
+    if (msg.type === 'result' || msg.type === 'error') this.answered(msg.id)
     if (call === undefined) return
     if (msg.type === 'token') {
       try {
@@ -157,13 +167,43 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
     const call = this.pending.get(id)
     this.pending.delete(id)
     call?.detach?.()
-    if (this.pending.size === 0) this.worker.unref()
     return call
   }
 
+  /** The worker is done with request `id`: once it is done with all, it no longer holds the process. */
+  private answered (id: number): void {
+    this.unanswered.delete(id)
+    if (this.unanswered.size === 0 && !this.stopped) this.worker.unref()
+  }
+
   private failAll (err: unknown): void {
-    for (const call of this.pending.values()) call.reject(err)
-    this.pending.clear()
+    for (const id of [...this.pending.keys()]) this.settle(id)?.reject(err)
+  }
+
+  /** Registers call `id` with its signal; returns what detaches it. */
+  private watch (signal: AbortSignal, id: number): () => void {
+    let group = this.signals.get(signal)
+    if (group === undefined) {
+      const ids = new Set<number>()
+      const onAbort = (): void => {
+        for (const callId of [...ids]) {
+          this.settle(callId)?.reject(new AbortError('the call was aborted'))
+          this.post({ type: 'cancel', id: callId } satisfies CancelRequest)
+        }
+      }
+      group = { ids, onAbort }
+      this.signals.set(signal, group)
+      signal.addEventListener('abort', onAbort, { once: true })
+    }
+    const { ids, onAbort } = group
+    ids.add(id)
+    return () => {
+      ids.delete(id)
+      if (ids.size === 0 && this.signals.get(signal) === group) {
+        this.signals.delete(signal)
+        signal.removeEventListener('abort', onAbort)
+      }
+    }
   }
 
   private async call (request: NewRequest, options: RunOptions = {}): Promise<unknown> {
@@ -174,16 +214,10 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
     const id = this.nextId++
     return await new Promise((resolve, reject) => {
       const call: PendingCall = { resolve, reject, options }
-      if (signal !== undefined) {
-        const onAbort = (): void => {
-          this.settle(id)?.reject(new AbortError('the call was aborted'))
-          this.post({ type: 'cancel', id } satisfies CancelRequest)
-        }
-        signal.addEventListener('abort', onAbort, { once: true })
-        call.detach = () => { signal.removeEventListener('abort', onAbort) }
-      }
+      if (signal !== undefined) call.detach = this.watch(signal, id)
       this.pending.set(id, call)
-      // Keep the process alive while work is in flight.
+      // Keep the process alive while work is in flight (see `unanswered`).
+      this.unanswered.add(id)
       this.worker.ref()
       this.post({ ...request, id, stream: options.onToken !== undefined } as WorkerRequest)
     })
@@ -202,7 +236,7 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
   private readonly flushOutbox = (): void => {
     const requests = this.outbox
     this.outbox = []
-    if (this.exitError !== undefined) return // failAll already rejected them
+    if (this.exitError !== undefined || requests.length === 0) return // failAll already rejected them
     try {
       this.worker.postMessage(requests)
     } catch {
@@ -212,6 +246,7 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
         try {
           this.worker.postMessage([request])
         } catch (err) {
+          this.answered(request.id)
           this.settle(request.id)?.reject(new InferenceError(`the request could not be sent to the inference worker: ${(err as Error).message}`, { cause: err }))
         }
       }
@@ -266,17 +301,22 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
     return await this.call({ type: 'unload', model }) as boolean
   }
 
-  /** Releases every session and ends the worker. */
+  /**
+   * Releases every session and ends the worker; calls still pending fail at once with AbortError. The
+   * worker ends itself (engine-worker.ts): it is never terminated from here, since terminating it in the
+   * middle of an onnxruntime call aborts the whole process. So this waits out a model call in progress.
+   */
   async stop (): Promise<void> {
-    if (this.stopped) return
-    this.stopped = true
-    this.worker.ref()
-    // After any requests still waiting in the outbox.
-    if (this.outbox.length > 0) this.flushOutbox()
-    this.worker.postMessage([{ type: 'stop' }])
-    const timer = setTimeout(() => { void this.worker.terminate() }, 5_000)
-    await this.exited
-    clearTimeout(timer)
+    this.stopping ??= (async () => {
+      this.stopped = true
+      this.worker.ref()
+      // Requests not sent yet are dropped with their calls: nothing in the worker waits for them.
+      this.outbox = []
+      this.failAll(new AbortError('the engine was stopped'))
+      this.worker.postMessage([{ type: 'stop' }])
+      await this.exited
+    })()
+    await this.stopping
   }
 }
 

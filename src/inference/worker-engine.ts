@@ -53,6 +53,8 @@ export class WorkerEngine {
   /** Every load not yet disposed of (or failed), by id, including ones already dropped from `entries`. */
   private readonly slots = new Map<string, Slot>()
   private slotCounter = 0
+  /** Set by stop(): no new load starts after it. */
+  private stopping = false
   private readonly semaphore: Semaphore
   private readonly loader: ModelLoader
 
@@ -94,6 +96,8 @@ export class WorkerEngine {
     const key = makeKey(model, task)
     const existing = await this.holdExisting(() => this.entries.get(key))
     if (existing !== undefined) return existing
+    // A request still finding its model when the engine stopped: its session would outlive stop().
+    if (this.stopping) throw new AbortError('the inference engine is stopping')
     const id = `${key}\u0000${++this.slotCounter}`
     // Held before the load starts, so it is in use from its reservation on.
     const release = this.loader.hold(id)
@@ -236,9 +240,12 @@ export class WorkerEngine {
   }
 
   async stop (): Promise<void> {
+    this.stopping = true
     // Loads still waiting for memory would only start after the sessions below are gone.
     this.loader.cancelWaiting(new ModelLoadError('the inference engine is stopping'))
-    for (const slot of [...this.entries.values()]) await this.unloadSlot(slot)
+    // All at once, and those already being unloaded too: a load still in progress must not hold up
+    // the release of the others.
+    await Promise.all([...this.slots.values()].map(async slot => { await this.unloadSlot(slot) }))
   }
 }
 
