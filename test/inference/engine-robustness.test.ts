@@ -11,20 +11,13 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { pathToFileURL } from 'node:url'
 import { spawnSync } from 'node:child_process'
-import type { Worker } from 'node:worker_threads'
 import { IpfsAccelerate, ValidationError, InferenceError, AbortError, ModelLoadError, getInstance, resetInstance } from '../../src/index.js'
 import { routeConsole } from '../../src/inference/worker-console.js'
 import { serveModelsAsHub } from '../helpers/hub-server.js'
 import { tinyModels, type TinyModels } from '../helpers/tiny-models.js'
+import { workerOf } from '../helpers/engine-worker-of.js'
 
 const quiet = { logging: { level: 'SILENT' } } as const
-
-/** The engine's worker thread: reached through private fields, only to make it die as a crash would. */
-function workerOf (acc: IpfsAccelerate): Worker {
-  const engine = (acc as unknown as { engineInstance?: { worker: Worker } }).engineInstance
-  assert.ok(engine !== undefined, 'the engine has started')
-  return engine.worker
-}
 
 describe('inference engine robustness', () => {
   let models: TinyModels

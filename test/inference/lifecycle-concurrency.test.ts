@@ -12,19 +12,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { pathToFileURL } from 'node:url'
 import { spawnSync } from 'node:child_process'
-import type { Worker } from 'node:worker_threads'
 import { IpfsAccelerate, AbortError } from '../../src/index.js'
 import { Semaphore } from '../../src/inference/semaphore.js'
 import { tinyModels, type TinyModels } from '../helpers/tiny-models.js'
+import { workerOf } from '../helpers/engine-worker-of.js'
 
 const quiet = { logging: { level: 'SILENT' } } as const
-
-/** The engine's worker thread: reached through private fields, only to watch it exit or make it die as a crash would. */
-function workerOf (acc: IpfsAccelerate): Worker {
-  const engine = (acc as unknown as { engineInstance?: { worker: Worker } }).engineInstance
-  assert.ok(engine !== undefined, 'the engine has started')
-  return engine.worker
-}
 
 /** Runs a script in a fresh Node process (tsx), with the repository's index as `index`. */
 function runScript (body: string): ReturnType<typeof spawnSync> & { stdout: string, stderr: string } {
