@@ -33,7 +33,8 @@ export async function * entityBytesBlocks (cid: CID, range: EntityBytes, getBloc
   const size = unixfs === undefined ? root.bytes.byteLength : Number(unixfs.fileSize())
   const from = range.from < 0 ? Math.max(0, size + range.from) : range.from
   const to = Math.min(size - 1, range.to === '*' ? size - 1 : range.to < 0 ? size + range.to : range.to)
-  if (size > 0 && from >= size) throw ValidationError.field('entity-bytes', `the range starts at byte ${from}, past the end of the ${size}-byte entity`)
+  // An empty entity's only start is 0 (an empty range); any later start is past its end too.
+  if (from >= size && !(size === 0 && from === 0)) throw ValidationError.field('entity-bytes', `the range starts at byte ${from}, past the end of the ${size}-byte entity`)
   async function * visit (block: { cid: CID, bytes: Uint8Array }, pb: dagPb.PBNode | undefined, fs: UnixFS | undefined, start: number): AsyncGenerator<{ cid: CID, bytes: Uint8Array }> {
     yield block
     if (pb === undefined || fs === undefined) return

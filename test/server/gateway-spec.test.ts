@@ -202,6 +202,13 @@ describe('gateway and RPC against the specs', () => {
     // an empty range: the root alone; a directory: the parameter is ignored (its entity)
     assert.deepEqual((await carBlocks(`/ipfs/${three.toString()}?format=car&entity-bytes=10:-${2 * LEAF + 100}`)).order, [three.toString()])
     assert.deepEqual((await carBlocks(`/ipfs/${folder.toString()}?format=car&entity-bytes=0:10`)).order, [folder.toString()])
+    // an empty file: 0 (or from the end) is its start, an empty range; a later start is past its end
+    const empty = await store.put(new Uint8Array(0))
+    for (const range of ['0:*', '-1:*', '0:0']) {
+      assert.deepEqual((await carBlocks(`/ipfs/${empty.toString()}?format=car&entity-bytes=${range}`)).order, [empty.toString()], range)
+    }
+    const pastEmpty = await server.app.inject({ url: `/ipfs/${empty.toString()}?format=car&entity-bytes=5:*` })
+    assert.equal(pastEmpty.statusCode, 400)
     for (const bad of ['zz', '10:5', '1.5:*', ':10', `${2 * LEAF + 100}:*`]) {
       const res = await server.app.inject({ url: `/ipfs/${three.toString()}?format=car&entity-bytes=${bad}` })
       assert.equal(res.statusCode, 400, bad)
