@@ -185,19 +185,21 @@ export class IpfsAccelerate {
     if (typeof useIpfs !== 'boolean') throw ValidationError.field('use_ipfs', `expected true or false, got ${describe(useIpfs)}`)
     if (!useIpfs) return await this.processAsync(model, input, 'auto')
     const type = this.checkCall(model, 'auto', input)
-    // A sampled generation without a seed is new every time: stored, never served from the store.
-    if (!isRepeatable(input)) {
+    return await this.untilStopped(async () => {
+      // A sampled generation without a seed is new every time: stored, never served from the store.
+      if (!isRepeatable(input)) {
+        const result = await this.processAsync(model, input, type)
+        const cid = await (await this.content()).put(new TextEncoder().encode(JSON.stringify(result)), { pin: true, signal: this.stopping.signal })
+        return { ...result, result_cid: cid.toString() }
+      }
+      const key = ResultCache.key(model, type, input)
+      const results = await this.resultStore()
+      const stored = await results.get(key)
+      if (stored !== undefined) return { ...stored.value, result_cid: stored.cid } as unknown as InferenceResult
       const result = await this.processAsync(model, input, type)
-      const cid = await (await this.content()).put(new TextEncoder().encode(JSON.stringify(result)), { pin: true })
-      return { ...result, result_cid: cid.toString() }
-    }
-    const key = ResultCache.key(model, type, input)
-    const results = await this.resultStore()
-    const stored = await results.get(key)
-    if (stored !== undefined) return { ...stored.value, result_cid: stored.cid } as unknown as InferenceResult
-    const result = await this.processAsync(model, input, type)
-    const cid = await results.set(key, result)
-    return { ...result, result_cid: cid }
+      const cid = await results.set(key, result)
+      return { ...result, result_cid: cid }
+    })
   }
 
   /** The content stores (embedded Helia node, plus Kubo and gateways when configured), started on first use. */
