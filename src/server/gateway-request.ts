@@ -111,7 +111,8 @@ export function notModified (request: FastifyRequest, etag: string): boolean {
   const header = request.headers['if-none-match']
   if (header === undefined) return false
   const opaque = (tag: string): string => tag.trim().replace(/^W\//, '')
-  return header.split(',').some(tag => opaque(tag) === opaque(etag))
+  // `*` matches any current representation (RFC 9110 13.1.2): content that resolved has one.
+  return header.split(',').some(tag => tag.trim() === '*' || opaque(tag) === opaque(etag))
 }
 
 /** Adds `Accept` to the `Vary` the host server may already have set (CORS sets `Origin`). */
