@@ -262,22 +262,24 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
       throw new InferenceError(`the inference worker did not start within ${WORKER_START_TIMEOUT_MS / 1000} s`)
     }
     const id = this.nextId++
-    Atomics.store(this.syncFlag, SYNC_SLOT, 0)
     this.worker.postMessage([{ ...request, id, sync: true }])
     const deadline = Date.now() + SYNC_TIMEOUT_MS
     for (;;) {
-      const waited = Atomics.wait(this.syncFlag, SYNC_SLOT, 0, Math.max(1, deadline - Date.now()))
+      // Cleared before the port is read: the worker posts its answer first and raises the flag after,
+      // so an answer that arrives after this read still wakes the wait below.
+      Atomics.store(this.syncFlag, SYNC_SLOT, 0)
       const received = receiveMessageOnPort(this.syncPort) as { message: WorkerResponse } | undefined
       if (received !== undefined) {
         const msg = received.message
-        if (msg.type === 'result') return unpackFloatLists(msg.value)
-        if (msg.type === 'error') throw deserializeError(msg.error)
+        // An answer for another id is the late answer of an earlier call that timed out: dropped.
+        if (msg.type === 'result' && msg.id === id) return unpackFloatLists(msg.value)
+        if (msg.type === 'error' && msg.id === id) throw deserializeError(msg.error)
         continue
       }
       // The worker sets EXITED_SLOT (and wakes us) as it exits: a blocked thread cannot hear 'exit'.
       if (Atomics.load(this.syncFlag, EXITED_SLOT) !== 0) throw new InferenceError('the inference worker exited during a synchronous call; the next call starts a new one')
-      if (waited === 'timed-out') throw new TimeoutError(`synchronous inference did not finish within ${SYNC_TIMEOUT_MS / 1000} s`)
-      Atomics.store(this.syncFlag, SYNC_SLOT, 0)
+      if (Date.now() >= deadline) throw new TimeoutError(`synchronous inference did not finish within ${SYNC_TIMEOUT_MS / 1000} s`)
+      Atomics.wait(this.syncFlag, SYNC_SLOT, 0, Math.max(1, deadline - Date.now()))
     }
   }
 
