@@ -121,3 +121,42 @@ export function varyOnAccept (reply: FastifyReply): void {
   const values = (Array.isArray(current) ? current.join(',') : String(current ?? '')).split(',').map(v => v.trim()).filter(v => v !== '')
   if (!values.some(v => v.toLowerCase() === 'accept' || v === '*')) reply.header('vary', [...values, 'Accept'].join(', '))
 }
+
+/** A `Range` that starts past the end of the file (416, with `Content-Range: bytes *\/size`). */
+export class RangeNotSatisfiable extends Error {
+  readonly statusCode = 416
+  constructor (readonly range: string, readonly size: number) {
+    super(`range ${JSON.stringify(range)} is outside the ${size}-byte file`)
+    this.name = 'RangeNotSatisfiable'
+  }
+}
+
+/**
+ * The byte range a file request asks for (`Range: bytes=a-b`, `bytes=a-`, `bytes=-n`), clipped to
+ * `size`, or undefined for the whole file: no Range, a syntax or unit we do not read, several ranges
+ * (RFC 9110 14.2 lets a server ignore Range and answer 200), or an `If-Range` that is not this ETag.
+ * A range that starts past the end throws RangeNotSatisfiable.
+ */
+export function byteRange (request: FastifyRequest, size: number, etag: string): { start: number, end: number } | undefined {
+  const header = request.headers.range
+  if (header === undefined) return undefined
+  const ifRange = request.headers['if-range']
+  if (ifRange !== undefined && String(ifRange).trim() !== etag) return undefined
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
+  if (match === null || (match[1] === '' && match[2] === '')) return undefined
+  let start: number
+  let end: number
+  if (match[1] === '') {
+    // the last n bytes
+    const n = Number(match[2])
+    if (n === 0) throw new RangeNotSatisfiable(header, size)
+    start = Math.max(0, size - n)
+    end = size - 1
+  } else {
+    start = Number(match[1])
+    end = match[2] === '' ? size - 1 : Math.min(size - 1, Number(match[2]))
+    if (end < start && match[2] !== '') return undefined // invalid (last < first): ignored, as the RFC says
+  }
+  if (!Number.isSafeInteger(start) || start >= size) throw new RangeNotSatisfiable(header, size)
+  return { start, end }
+}

@@ -24,7 +24,7 @@ import { AccelerateError, ValidationError } from '../errors.js'
 import type { HeliaStore } from '../content/helia-store.js'
 import { DAG_PB_CODE, RAW_CODE, SHA2_256_CODE, identityBytes, parseIpfsPath } from '../content/cid.js'
 import { resolveIpfsPath, walkDag, type BlockGetter } from '../content/unixfs-reader.js'
-import { NotAcceptable, carEtag, carRequest, notModified, varyOnAccept, wantsFormat, type Query } from './gateway-request.js'
+import { NotAcceptable, RangeNotSatisfiable, byteRange, carEtag, carRequest, notModified, varyOnAccept, wantsFormat, type Query } from './gateway-request.js'
 import { entityBytesBlocks } from './entity-bytes.js'
 
 export interface IpfsRouteDeps {
@@ -89,9 +89,9 @@ function publicMessage (err: unknown): string {
   return err instanceof AccelerateError || requestErrorStatus(err) !== undefined ? (err as Error).message : 'internal error'
 }
 
-/** The name clients see: ours, `MethodNotAllowed`, `NotAcceptable`, `ValidationError` for another malformed request, else `InternalError`. */
+/** The name clients see: ours, `MethodNotAllowed`, `NotAcceptable`, `RangeNotSatisfiable`, `ValidationError` for another malformed request, else `InternalError`. */
 function publicName (err: unknown): string {
-  if (err instanceof AccelerateError || err instanceof MethodNotAllowed || err instanceof NotAcceptable) return err.name
+  if (err instanceof AccelerateError || err instanceof MethodNotAllowed || err instanceof NotAcceptable || err instanceof RangeNotSatisfiable) return err.name
   return requestErrorStatus(err) !== undefined ? 'ValidationError' : 'InternalError'
 }
 
@@ -105,7 +105,7 @@ export function errorBody (err: unknown): { error: { name: string, message: stri
  * send). Headers the host server set (CORS from `@fastify/cors`, say) stay, so browsers can still read
  * the error.
  */
-const SUCCESS_HEADERS = ['cache-control', 'content-disposition', 'content-length', 'content-type', 'etag',
+const SUCCESS_HEADERS = ['accept-ranges', 'cache-control', 'content-disposition', 'content-length', 'content-range', 'content-type', 'etag',
   'x-chunked-output', 'x-content-length', 'x-content-type-options', 'x-ipfs-path', 'x-ipfs-roots', 'x-stream-output']
 
 function clearHeaders (reply: FastifyReply): void {
@@ -117,6 +117,8 @@ export async function sendErrorBody (reply: FastifyReply, err: unknown): Promise
   if (reply.sent) { reply.raw.destroy(); return }
   clearHeaders(reply)
   closeIfBodyUnread(reply)
+  // RFC 9110 15.5.17: a 416 says how long the file is
+  if (err instanceof RangeNotSatisfiable) reply.header('content-range', `bytes */${err.size}`)
   await reply.code(statusOf(err)).header('cache-control', 'no-store').header('content-type', 'application/json; charset=utf-8')
     .send(errorBody(err))
 }
@@ -238,9 +240,18 @@ function gatewayRoutes (app: FastifyInstance, deps: IpfsRouteDeps): void {
           reply.removeHeader('etag').removeHeader('cache-control')
           return await reply.code(501).send({ error: { name: 'NotImplemented', message: `${target.toString()} is a ${stat.type}: ask for ?format=car or ?format=raw` } })
         }
-        reply.header('content-type', 'application/octet-stream').header('content-length', stat.size)
+        reply.header('content-type', 'application/octet-stream').header('accept-ranges', 'bytes')
+        const range = byteRange(request, stat.size, etag)
+        if (range === undefined) {
+          reply.header('content-length', stat.size)
+          if (head) return await reply.send()
+          return await reply.send(Readable.from(deps.store.cat(target, { signal })))
+        }
+        // One range (a player seeking, a resumed download): only the blocks holding it are read.
+        const length = range.end - range.start + 1
+        reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${stat.size}`).header('content-length', length)
         if (head) return await reply.send()
-        return await reply.send(Readable.from(deps.store.cat(target, { signal })))
+        return await reply.send(Readable.from(deps.store.cat(target, { signal, offset: range.start, length })))
       } catch (err) {
         await sendErrorBody(reply, err)
       }

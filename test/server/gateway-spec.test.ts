@@ -235,6 +235,38 @@ describe('gateway and RPC against the specs', () => {
     }
   })
 
+  it('a Range on a file is a 206 with just those bytes (suffix and open ranges too); past the end a 416', async () => {
+    const url = `/ipfs/${big.toString()}`
+    const size = bigBytes.byteLength
+    const full = await server.app.inject({ method: 'GET', url })
+    assert.equal(full.headers['accept-ranges'], 'bytes')
+    const etag = String(full.headers.etag)
+    const cases: Array<[string, number, number]> = [
+      ['bytes=0-9', 0, 9], [`bytes=${LEAF - 5}-${LEAF + 5}`, LEAF - 5, LEAF + 5], [`bytes=${size - 10}-`, size - 10, size - 1],
+      ['bytes=-7', size - 7, size - 1], [`bytes=5-${size * 2}`, 5, size - 1]
+    ]
+    for (const [range, start, end] of cases) {
+      for (const method of ['GET', 'HEAD'] as const) {
+        const res = await server.app.inject({ method, url, headers: { range } })
+        assert.equal(res.statusCode, 206, range)
+        assert.equal(res.headers['content-range'], `bytes ${start}-${end}/${size}`, range)
+        assert.equal(Number(res.headers['content-length']), end - start + 1, range)
+        if (method === 'GET') assert.deepEqual(new Uint8Array(res.rawPayload), bigBytes.subarray(start, end + 1), range)
+      }
+    }
+    const past = await server.app.inject({ method: 'GET', url, headers: { range: `bytes=${size}-` } })
+    assert.equal(past.statusCode, 416)
+    assert.equal(past.headers['content-range'], `bytes */${size}`)
+    assert.equal(past.json().error.name, 'RangeNotSatisfiable')
+    // ignored, whole file: several ranges, another unit, an If-Range that is not this ETag
+    for (const headers of [{ range: 'bytes=0-1,5-6' }, { range: 'items=0-1' }, { range: 'bytes=0-1', 'if-range': '"other"' }]) {
+      const res = await server.app.inject({ method: 'GET', url, headers })
+      assert.equal(res.statusCode, 200, JSON.stringify(headers))
+      assert.equal(res.rawPayload.byteLength, size)
+    }
+    assert.equal((await server.app.inject({ method: 'GET', url, headers: { range: 'bytes=0-1', 'if-range': etag } })).statusCode, 206)
+  })
+
   it('the RPC API refuses requests from another origin (a web page), as Kubo does', async () => {
     const added = async (origin?: string): Promise<Response> => {
       const form = new FormData()
