@@ -1,14 +1,15 @@
 /**
  * `image_classification`: `pixel_values` or an image in, `{ label, score, logits }` out (the top
  * class, its softmax probability and the raw logits). A request holding several images gets
- * parallel lists. Requests for one model are batched.
+ * parallel lists. Requests for one model are batched; no model call holds more than the model's batch
+ * size in images (`RunContext.maxBatch`).
  */
-import { AutoModelForImageClassification, AutoProcessor } from '@huggingface/transformers'
+import { AutoModelForImageClassification, AutoProcessor, Tensor } from '@huggingface/transformers'
 import { ValidationError } from '../../errors.js'
 import { asObject, optionalInt, rejectUnknownKeys } from '../inputs/options.js'
-import { toPixelBatch, imageToPixelBatch, concatPixelBatches, type PixelBatch } from '../inputs/pixel-values.js'
+import { toPixelBatch, imageToPixelBatch, type PixelBatch } from '../inputs/pixel-values.js'
 import { softmax, argmax } from '../inputs/softmax.js'
-import type { TaskHandler, LoadedModel } from './task-handler.js'
+import type { TaskHandler, LoadedModel, RunContext } from './task-handler.js'
 
 interface ImageRequest {
   pixels: PixelBatch
@@ -41,24 +42,32 @@ export class ImageClassificationTask implements TaskHandler<ImageRequest> {
     return { value: { pixels, topK }, rows: pixels.dims[0] }
   }
 
-  async run (m: LoadedModel, items: ImageRequest[]): Promise<Array<Record<string, unknown>>> {
+  async run (m: LoadedModel, items: ImageRequest[], ctx: RunContext = {}): Promise<Array<Record<string, unknown>>> {
     // One model call per image shape: a model whose config gives no image_size takes pixel_values of
-    // any size, and requests of different sizes cannot share one tensor.
+    // any size, and requests of different sizes cannot share one tensor. Each shape's images run in
+    // calls of at most `maxBatch` images, however many one request carries.
     const groups = new Map<string, number[]>()
     items.forEach((item, i) => {
       const key = item.pixels.dims.slice(1).join('x')
-      groups.set(key, [...(groups.get(key) ?? []), i])
+      const group = groups.get(key)
+      if (group === undefined) groups.set(key, [i])
+      else group.push(i)
     })
-    const rowLogits: number[][][] = new Array(items.length)
+    const step = Math.max(1, Math.floor(ctx.maxBatch ?? Infinity))
+    const rowLogits: number[][][] = items.map(() => [])
     for (const group of groups.values()) {
-      const out = await m.model({ pixel_values: concatPixelBatches(group.map(i => items[i].pixels)) })
-      const logits = out.logits.data as Float32Array
-      const classes = out.logits.dims[1] as number
-      let row = 0
-      for (const i of group) {
-        const first = row
-        row += items[i].pixels.dims[0]
-        rowLogits[i] = Array.from({ length: row - first }, (_, r) => Array.from(logits.subarray((first + r) * classes, (first + r + 1) * classes)))
+      // Every image of the group as [request, image within it], in order.
+      const images = group.flatMap(i => Array.from({ length: items[i].pixels.dims[0] }, (_, r) => [i, r]))
+      const [, c, h, w] = items[group[0]].pixels.dims
+      const size = c * h * w
+      for (let start = 0; start < images.length; start += step) {
+        const call = images.slice(start, start + step)
+        const data = new Float32Array(call.length * size)
+        call.forEach(([i, r], k) => { data.set(items[i].pixels.data.subarray(r * size, (r + 1) * size), k * size) })
+        const out = await m.model({ pixel_values: new Tensor('float32', data, [call.length, c, h, w]) })
+        const logits = out.logits.data as Float32Array
+        const classes = out.logits.dims[1] as number
+        call.forEach(([i], k) => { rowLogits[i].push(Array.from(logits.subarray(k * classes, (k + 1) * classes))) })
       }
     }
     const id2label = (m.config.id2label ?? {}) as Record<string, string>

@@ -239,23 +239,28 @@ export function lengthGroups (lengths: number[], overhead: number): number[][] {
   // Splitting saves at most n x (max - min) padded tokens and costs at least one more call.
   if (n < 2 || min === max || !(overhead < n * (max - min))) return [all]
   const order = all.slice().sort((a, b) => lengths[a] - lengths[b] || a - b)
-  const sorted = order.map(i => lengths[i])
-  // best[j]: cheapest cost of the first j sorted rows; cut[j]: where its last group starts.
-  const best = new Float64Array(n + 1)
-  const cut = new Int32Array(n + 1)
-  for (let j = 1; j <= n; j++) {
+  // Cuts fall only between rows of different lengths (rows of one length are best in one group), so
+  // the work is quadratic in the distinct lengths (at most the position table), not in the rows.
+  // ends[k]: where the k-th run of equal lengths ends in `order` (ends[0] = 0).
+  const ends = [0]
+  for (let k = 1; k <= n; k++) if (k === n || lengths[order[k]] !== lengths[order[k - 1]]) ends.push(k)
+  // best[j]: cheapest cost of the rows before ends[j]; cut[j]: the run where its last group starts.
+  const best = new Float64Array(ends.length)
+  const cut = new Int32Array(ends.length)
+  for (let j = 1; j < ends.length; j++) {
     best[j] = Infinity
+    const longest = lengths[order[ends[j] - 1]]
     for (let i = 0; i < j; i++) {
-      const cost = best[i] + (j - i) * sorted[j - 1] + overhead
+      const cost = best[i] + (ends[j] - ends[i]) * longest + overhead
       if (cost < best[j]) {
         best[j] = cost
         cut[j] = i
       }
     }
   }
-  if (best[n] >= n * max + overhead) return [all]
+  if (best[ends.length - 1] >= n * max + overhead) return [all]
   const groups: number[][] = []
-  for (let j = n; j > 0; j = cut[j]) groups.unshift(order.slice(cut[j], j))
+  for (let j = ends.length - 1; j > 0; j = cut[j]) groups.unshift(order.slice(ends[cut[j]], ends[j]))
   return groups
 }
 
