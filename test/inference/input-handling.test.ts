@@ -124,8 +124,10 @@ describe('input handling per task', () => {
       ])
       assert.equal(big.status, 'fulfilled')
       assert.deepEqual((big as PromiseFulfilledResult<Record<string, unknown>>).value.logits, alone.logits)
-      // The model itself takes only 224 x 224: the small image must fail, not borrow the big one's shape.
+      // The model itself takes only 224 x 224: the small image must fail, not borrow the big one's shape;
+      // the graph's fixed input dims say so before onnxruntime runs.
       assert.equal(small.status, 'rejected')
+      isValidation('pixel_values')((small as PromiseRejectedResult).reason)
     })
 
     it('zero-shot scores equal transformers.js\'s pipeline, default template included', async () => {

@@ -55,12 +55,30 @@ function shapeOf (value: unknown): number[] {
   return dims
 }
 
-/** Expected [C, H, W] for a model, from its config (vision_config for CLIP). */
+/**
+ * Expected [C, H, W] for a model: from its config (vision_config for CLIP), else from the fixed dims
+ * of the graph's `pixel_values` input, so that a wrong size is a ValidationError and not a failure
+ * inside onnxruntime.
+ */
 export function expectedImageShape (m: LoadedModel): [number, number, number] | undefined {
   const c = m.config.vision_config ?? m.config
   const size = c.image_size
-  if (typeof size !== 'number') return undefined
-  return [c.num_channels ?? 3, size, size]
+  if (typeof size === 'number') return [c.num_channels ?? 3, size, size]
+  return graphImageShape(m)
+}
+
+/** [C, H, W] of the `pixel_values` input of any of the model's sessions, when all three are fixed numbers. */
+function graphImageShape (m: LoadedModel): [number, number, number] | undefined {
+  const sessions = Object.values((m.model as { sessions?: Record<string, unknown> } | undefined)?.sessions ?? {})
+  for (const session of sessions) {
+    const inputs = (session as { inputMetadata?: unknown })?.inputMetadata
+    if (!Array.isArray(inputs)) continue
+    const shape = (inputs as Array<{ name?: string, shape?: unknown[] }>).find(i => i.name === 'pixel_values')?.shape
+    if (Array.isArray(shape) && shape.length === 4 && shape.slice(1).every(d => typeof d === 'number' && d > 0)) {
+      return shape.slice(1) as [number, number, number]
+    }
+  }
+  return undefined
 }
 
 export function toPixelBatch (value: unknown, m: LoadedModel, field = 'pixel_values'): PixelBatch {
