@@ -18,6 +18,7 @@ import { parseModelReference } from './models/model-reference.js'
 import type { ContentRouter } from './content/content-router.js'
 import type { ResultStore } from './content/result-store.js'
 import { isPulled, type PublishedModel, type PulledModel, type PackProgressEvent } from './content/model-pack.js'
+import { checkFolderPath } from './content/unixfs-export.js'
 
 /** Per-call options of `processAsync`: `onToken`, `onProgress`, `signal` (the engine sets `source` itself). */
 export type ProcessOptions = Omit<RunOptions, 'source'>
@@ -274,13 +275,16 @@ export class IpfsAccelerate {
     if (ref.path !== undefined && ref.path !== '') {
       throw ValidationError.field('cid', `a model pack is named by its root CID; got a path below it (${cid})`)
     }
+    // a cache folder that cannot be created is refused before anything is fetched, naming the input
+    const cacheDir = options.cacheDir ?? this.config.hub.cache_dir
+    if (cacheDir !== undefined) checkFolderPath(cacheDir, options.cacheDir !== undefined ? 'cacheDir' : 'hub.cache_dir')
     return await this.untilStopped(async () => {
       const router = await this.content()
       // Fetch every block through the routed stores (verified, kept in the embedded store), then export;
       // the pack is pinned only once it has been checked to be a model (pullModel).
       await router.fetchAll(ref.cid, { signal: this.stopping.signal })
       const { pullModel } = await import('./content/model-pack.js')
-      return await pullModel(router.helia, ref.cid, { ...options, cacheDir: options.cacheDir ?? this.config.hub.cache_dir })
+      return await pullModel(router.helia, ref.cid, { ...options, cacheDir })
     })
   }
 

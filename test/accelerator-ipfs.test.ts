@@ -126,6 +126,24 @@ describe('IpfsAccelerate with IPFS', () => {
       await acc.stop()
     }
   })
+  it('pullModel refuses a cacheDir that cannot be a folder, naming cacheDir, before fetching anything', async () => {
+    // a gateway that counts its requests: the refusal must come before any of them
+    let requests = 0
+    const server = createServer((_req, res) => { requests++; res.statusCode = 404; res.end() })
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    const acc = make({ ipfs: { repo: join(home, 'repo-cachedir'), enable_local_gateway: false, timeout: 5, retry_count: 0, gateway: `http://127.0.0.1:${(server.address() as AddressInfo).port}` } })
+    try {
+      const file = join(home, 'a-file')
+      writeFileSync(file, 'not a folder')
+      await assert.rejects(acc.pullModel('bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi', { cacheDir: file }),
+        (err: unknown) => err instanceof ValidationError && /^cacheDir: /.test(err.message))
+      assert.equal(requests, 0, 'nothing was fetched')
+    } finally {
+      await acc.stop()
+      server.close()
+    }
+  })
+
   it('stop() during a pull rejects the pull with AbortError, not a store error', async () => {
     // A gateway that takes requests and never answers: the pull is in flight when stop() comes.
     const stalled = new Set<import('node:http').ServerResponse>()
