@@ -205,7 +205,7 @@ export class IpfsAccelerate {
 
   /** The content stores (embedded Helia node, plus Kubo and gateways when configured), started on first use. */
   async content (): Promise<ContentRouter> {
-    if (this.stopped) throw new AbortError('this IpfsAccelerate instance was stopped')
+    this.checkNotStopped()
     this.contentPromise ??= (async () => {
       await import('./content/polyfills.js')
       const { ContentRouter } = await import('./content/content-router.js')

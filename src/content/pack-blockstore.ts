@@ -560,7 +560,7 @@ export class PackBlockstore implements Blockstore {
   private async move (key: string, value: Uint8Array, targets: Set<number>): Promise<number> {
     const loc = decodeLocation(value)
     const bytes = Buffer.allocUnsafe(loc.length)
-    const read = await this.handles.use(loc.pack, async h => (await h.read(bytes, 0, loc.length, loc.offset)).bytesRead)
+    const read = await this.readAt(loc, bytes)
     if (this.index.get(key) !== value) return 0 // deleted or written again meanwhile
     if (read !== loc.length) {
       // the pack ends inside the block (a crash before the pack reached the disk): nothing to keep

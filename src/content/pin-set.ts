@@ -115,16 +115,6 @@ export class PinSet {
   }
 
   /**
-   * Every block some pin holds (blockKey), by walking each pinned DAG once.
-   * @throws the first UnreadableBlock's error when a pinned block cannot be read (see `walkPins`).
-   */
-  async heldBlocks (options: AbortOptions = {}): Promise<Set<string>> {
-    const { held, unreadable } = await this.walkPins(options)
-    if (unreadable.length > 0) throw unreadable[0].error
-    return held
-  }
-
-  /**
    * Walks every pinned DAG once: the blocks pins hold (blockKey), and the pinned dag-pb blocks that could
    * not be read (corrupt or missing; each counts as held, but what lies below it is unknown).
    */

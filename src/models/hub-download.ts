@@ -29,6 +29,7 @@ import type { ModelConfig, Precision, Task } from '../config/schema.js'
 import { silentLogger, type Logger } from '../logging/logger.js'
 import { DEFAULT_REVISION, expandHome, isValidHubRepo, isValidRevision } from './model-reference.js'
 import { pipelineTaskFor, supportedTasks, type ModelConfigJson } from './task-inference.js'
+import { processAlive } from '../content/repo-lock.js'
 
 type Transformers = typeof import('@huggingface/transformers')
 type TransformersEnv = Transformers['env']
@@ -247,16 +248,6 @@ async function removeTemporaries (dir: string): Promise<void> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => [])
   await Promise.all(entries.filter(e => e.isFile() && pattern.test(e.name))
     .map(async e => await rm(join(e.parentPath, e.name), { force: true })))
-}
-
-/** Whether process `pid` exists (EPERM: it does, under another user). */
-function processAlive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }
 
 /** How long a temporary file of a dead process must have been untouched before it is removed. */

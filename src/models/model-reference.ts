@@ -270,7 +270,7 @@ export function parseModelReference (id: string, config: ModelReferenceConfig = 
  * folder URL, CID, alias cycle). Whether a folder exists or a hub repository is there is left to loading.
  * @throws ValidationError whose first issue says what is wrong with the source.
  */
-export function checkModelEntry (key: string, config: ModelReferenceConfig, options: ParseModelReferenceOptions = {}): void {
+export function checkModelEntry (key: string, config: ModelReferenceConfig): void {
   const entry = config.models?.[key]
   if (entry === undefined) return
   if (entry.source === undefined) {
@@ -281,7 +281,7 @@ export function checkModelEntry (key: string, config: ModelReferenceConfig, opti
     throw invalid(key, `${JSON.stringify(entry.source)} is another custom: model; a source must be a hub repo, a folder or an ipfs:// CID (custom models do not chain)`)
   }
   checkShape(entry.source)
-  parseSource(key, entry.source, config, options, entry)
+  parseSource(key, entry.source, config, {}, entry)
 }
 
 /** The reference a loader acts on: a custom model's target, anything else as it is. */

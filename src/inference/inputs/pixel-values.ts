@@ -5,7 +5,7 @@
  */
 import { RawImage, Tensor } from '@huggingface/transformers'
 import { readFile } from 'node:fs/promises'
-import { InferenceError, ValidationError } from '../../errors.js'
+import { ValidationError } from '../../errors.js'
 import { describe } from './token-ids.js'
 import type { LoadedModel } from '../tasks/task-handler.js'
 
@@ -146,18 +146,10 @@ export async function imageToPixelBatch (value: unknown, m: LoadedModel, field =
   return { data: t.data as Float32Array, dims: t.dims as PixelBatch['dims'] }
 }
 
-/** One tensor of batches that share [C, H, W] (callers group them so). */
-export function concatPixelBatches (batches: PixelBatch[]): Tensor {
-  const [, c, h, w] = batches[0].dims
-  if (batches.some(b => b.dims[1] !== c || b.dims[2] !== h || b.dims[3] !== w)) {
-    throw new InferenceError(`cannot batch images of shapes ${batches.map(b => JSON.stringify(b.dims)).join(', ')}`)
-  }
-  const total = batches.reduce((n, b) => n + b.dims[0], 0)
-  const data = new Float32Array(total * c * h * w)
-  let offset = 0
-  for (const b of batches) {
-    data.set(b.data, offset)
-    offset += b.data.length
-  }
-  return new Tensor('float32', data, [total, c, h, w])
+/** The request's image: `pixel_values`, or `image` run through the model's processor (one of the two). */
+export async function readPixels (obj: Record<string, unknown>, m: LoadedModel): Promise<PixelBatch> {
+  if (obj.pixel_values !== undefined && obj.image !== undefined) throw ValidationError.field('image', 'give either pixel_values or image, not both')
+  if (obj.pixel_values !== undefined) return toPixelBatch(obj.pixel_values, m)
+  if (obj.image !== undefined) return await imageToPixelBatch(obj.image, m)
+  throw ValidationError.field('pixel_values', 'is missing (or pass image)')
 }

@@ -5,9 +5,8 @@
  * size in images (`RunContext.maxBatch`).
  */
 import { AutoModelForImageClassification, AutoProcessor, Tensor } from '@huggingface/transformers'
-import { ValidationError } from '../../errors.js'
 import { asObject, optionalInt, rejectUnknownKeys } from '../inputs/options.js'
-import { toPixelBatch, imageToPixelBatch, type PixelBatch } from '../inputs/pixel-values.js'
+import { readPixels, type PixelBatch } from '../inputs/pixel-values.js'
 import { softmax, argmax } from '../inputs/softmax.js'
 import type { TaskHandler, LoadedModel, RunContext } from './task-handler.js'
 
@@ -34,11 +33,7 @@ export class ImageClassificationTask implements TaskHandler<ImageRequest> {
     const obj = asObject(input, typeof input === 'string' || input instanceof Uint8Array ? 'image' : 'pixel_values')
     rejectUnknownKeys(obj, KEYS)
     const topK = optionalInt(obj.top_k, 'top_k', 1) ?? 5
-    let pixels: PixelBatch
-    if (obj.pixel_values !== undefined && obj.image !== undefined) throw ValidationError.field('image', 'give either pixel_values or image, not both')
-    if (obj.pixel_values !== undefined) pixels = toPixelBatch(obj.pixel_values, m)
-    else if (obj.image !== undefined) pixels = await imageToPixelBatch(obj.image, m)
-    else throw ValidationError.field('pixel_values', 'is missing (or pass image)')
+    const pixels = await readPixels(obj, m)
     return { value: { pixels, topK }, rows: pixels.dims[0] }
   }
 

@@ -8,7 +8,7 @@ import { AutoModel, AutoProcessor, AutoTokenizer, Tensor } from '@huggingface/tr
 import { ValidationError } from '../../errors.js'
 import { asObject, rejectUnknownKeys } from '../inputs/options.js'
 import { toIdRows, checkIdRows, toMaskRows, maxPositions, describe } from '../inputs/token-ids.js'
-import { toPixelBatch, imageToPixelBatch, concatPixelBatches, type PixelBatch } from '../inputs/pixel-values.js'
+import { readPixels, type PixelBatch } from '../inputs/pixel-values.js'
 import { softmax } from '../inputs/softmax.js'
 import type { TaskHandler, LoadedModel } from './task-handler.js'
 
@@ -40,11 +40,7 @@ export class ZeroShotImageClassificationTask implements TaskHandler<ZeroShotRequ
   async prepare (input: unknown, m: LoadedModel): Promise<{ value: ZeroShotRequest, rows: number }> {
     const obj = asObject(input, 'image')
     rejectUnknownKeys(obj, KEYS)
-    let pixels: PixelBatch
-    if (obj.pixel_values !== undefined && obj.image !== undefined) throw ValidationError.field('image', 'give either pixel_values or image, not both')
-    if (obj.pixel_values !== undefined) pixels = toPixelBatch(obj.pixel_values, m)
-    else if (obj.image !== undefined) pixels = await imageToPixelBatch(obj.image, m)
-    else throw ValidationError.field('pixel_values', 'is missing (or pass image)')
+    const pixels = await readPixels(obj, m)
     if (pixels.dims[0] !== 1) throw ValidationError.field('pixel_values', 'zero-shot classification takes one image per request')
     const textConfig = m.config.text_config ?? m.config
     const limits = { vocabSize: textConfig.vocab_size, maxLength: maxPositions(m.config) }
@@ -94,7 +90,7 @@ export class ZeroShotImageClassificationTask implements TaskHandler<ZeroShotRequ
       const out = await m.model({
         input_ids: new Tensor('int64', ids, dims),
         attention_mask: new Tensor('int64', mask, dims),
-        pixel_values: concatPixelBatches([item.pixels])
+        pixel_values: new Tensor('float32', item.pixels.data, item.pixels.dims)
       })
       const logits = Array.from(out.logits_per_image.data as Float32Array)
       const probs = softmax(logits)
