@@ -58,6 +58,8 @@ export class IpfsAccelerate {
   /** `onProgress` listeners; they outlive any one engine (a crashed worker is replaced). */
   private readonly progressListeners = new Set<(event: ModelProgressEvent) => void>()
   private stopped = false
+  /** `ipfsCidOf` per model id (see there). */
+  private readonly ipfsCids = new Map<string, string | undefined>()
   private stopPromise?: Promise<void>
   /** Aborted by stop(): IPFS transfers in flight end at once instead of running out their timeouts. */
   private readonly stopping = new AbortController()
@@ -310,9 +312,15 @@ export class IpfsAccelerate {
   }
 
   private ipfsCidOf (model: string): string | undefined {
+    // Asked on every inference call: parsing an id can stat the filesystem (is `org/name` a folder
+    // here?), and whether an id names IPFS content depends only on the id and the frozen config.
+    if (this.ipfsCids.has(model)) return this.ipfsCids.get(model)
     const ref = parseModelReference(model, this.config)
     const target = ref.kind === 'custom' ? ref.target : ref
-    return target.kind === 'ipfs' ? `${target.cid}${target.path === undefined ? '' : `/${target.path}`}` : undefined
+    const cid = target.kind === 'ipfs' ? `${target.cid}${target.path === undefined ? '' : `/${target.path}`}` : undefined
+    if (this.ipfsCids.size >= 1024) this.ipfsCids.clear() // ids come from callers: keep it bounded
+    this.ipfsCids.set(model, cid)
+    return cid
   }
 
   /**
