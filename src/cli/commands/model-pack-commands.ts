@@ -123,10 +123,11 @@ export function registerModelPackCommands (models: Command): void {
       if (inner !== '') {
         throw ValidationError.field('cid', `a model pack is named by its root CID, not a path inside it: ${JSON.stringify(value)} (pull ${cid.toString()})`, { cid: cid.toString(), path: inner })
       }
-      if (opts.cacheDir !== undefined) checkFolderPath(opts.cacheDir, 'cache-dir')
+      // a flag's folder is checked before the store opens (home-expanded, as it will be used)
+      if (opts.cacheDir !== undefined) checkFolderPath(path.resolve(expandHome(opts.cacheDir)), 'cache-dir')
       await withContent(command, async (router, config, signal) => {
         const cacheDir = cacheDirFor(config, opts.cacheDir, entryForCid(config, cid))
-        checkFolderPath(cacheDir, 'cache-dir')
+        if (opts.cacheDir === undefined) checkFolderPath(cacheDir, 'cache-dir')
         const reporter = progressReporter(true)
         try {
           // the pull exports from the embedded store: blocks it lacks come through the other stores first
