@@ -6,7 +6,7 @@
  *   dups=y, `dag-scope=all|entity|block`, `entity-bytes`), and without a format the file's bytes
  *   (directories: 501); `If-None-Match` with the ETag is a 304;
  * - the Kubo RPC subset kubo-rpc-client needs (`POST /api/v0/…`): add, cat, block/get, block/stat,
- *   block/put, pin/add, id, version. Errors use Kubo's shape `{ Message, Code, Type: 'error' }`.
+ *   block/put, pin/add, pin/ls, pin/rm, id, version. Errors use Kubo's shape `{ Message, Code, Type: 'error' }`.
  *
  * Every error, those fastify raises itself included (a body it cannot parse, a header it cannot send),
  * goes out in the shape of its routes: `{ error: { name, message } }` for the gateway (and anything else),
@@ -26,6 +26,7 @@ import { DAG_PB_CODE, RAW_CODE, SHA2_256_CODE, identityBytes, parseIpfsPath } fr
 import { resolveIpfsPath, walkDag, type BlockGetter } from '../content/unixfs-reader.js'
 import { NotAcceptable, RangeNotSatisfiable, byteRange, carEtag, carRequest, notModified, varyOnAccept, wantsFormat, type Query } from './gateway-request.js'
 import { entityBytesBlocks } from './entity-bytes.js'
+import { indirectPins, isPinnedRoot, pinTypeOf } from '../content/pin-listing.js'
 
 export interface IpfsRouteDeps {
   /** Where blocks are read from (the embedded store's blockstore). */
@@ -294,7 +295,7 @@ async function sendRpcError (reply: FastifyReply, err: unknown): Promise<void> {
   if (reply.sent) { reply.raw.destroy(); return }
   closeIfBodyUnread(reply)
   const status = statusOf(err)
-  let message = publicMessage(err)
+  let message = err instanceof RpcFailure ? err.message : publicMessage(err)
   // Kubo's wording, which clients (and our KuboStore) recognise
   if ((err as Error)?.name === 'NotFoundError') message = `block was not found locally (offline): ipld: could not find node (${message})`
   clearHeaders(reply)
@@ -360,7 +361,25 @@ function partName (filename: string | undefined): string {
 }
 
 /** The Kubo RPC commands served here (POST only). */
-const RPC_COMMANDS = ['add', 'cat', 'block/get', 'block/stat', 'block/put', 'pin/add', 'id', 'version']
+const RPC_COMMANDS = ['add', 'cat', 'block/get', 'block/stat', 'block/put', 'pin/add', 'pin/ls', 'pin/rm', 'id', 'version']
+
+/** Kubo's `pin ls --type` values; this store has no direct pins, so `direct` lists nothing. */
+const PIN_TYPES = ['all', 'recursive', 'indirect', 'direct']
+
+/** A refusal Kubo sends as a 500 with this very message (`path '…' is not pinned`), which clients show as is. */
+class RpcFailure extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'RpcFailure'
+  }
+}
+
+/** Every `arg` of the query (a repeated parameter arrives as an array). */
+function argList (query: Query): string[] {
+  const arg = (query as Record<string, string | string[] | undefined>).arg
+  const args = arg === undefined ? [] : Array.isArray(arg) ? arg : [arg]
+  return args.filter(a => a !== '')
+}
 
 /** The DAG size Kubo reports for a root: its block plus the sizes its links declare. */
 function cumulativeSize (cid: CID, bytes: Uint8Array): number {
@@ -374,7 +393,7 @@ function argCid (query: Query): ReturnType<typeof parseIpfsPath> {
   return parseIpfsPath(arg)
 }
 
-/** `POST /api/v0/…`: the Kubo RPC subset (add, cat, block/get, block/stat, block/put, pin/add, id, version). */
+/** `POST /api/v0/…`: the Kubo RPC subset (add, cat, block/get, block/stat, block/put, pin/add, pin/ls, pin/rm, id, version). */
 export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps): void {
   const getBlock = blockGetter(deps.blockstore)
   const agentVersion = deps.agentVersion ?? 'ipfs-accelerate'
@@ -542,6 +561,58 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
         const target = await deps.store.resolve(ref.cid, ref.path)
         await deps.store.pin(target)
         return await reply.header('content-type', 'application/json').send(JSON.stringify({ Pins: [target.toString()] }) + '\n')
+      } catch (err) {
+        await sendRpcError(reply, err)
+      }
+    })
+
+    api.post('/pin/ls', async (request, reply) => {
+      try {
+        const query = request.query as Query
+        const type = query.type === undefined || query.type === '' ? 'all' : query.type
+        if (!PIN_TYPES.includes(type)) throw ValidationError.field('type', `invalid type ${JSON.stringify(type)}, must be one of ${PIN_TYPES.join(', ')}`)
+        const stream = flag(query, 'stream', false)
+        const signal = abortOnClose(reply)
+        const listed: Array<{ Cid: string, Type: string }> = []
+        const args = argList(query)
+        // as Kubo: every argument is checked before anything is answered, and one not pinned fails the call
+        for (const arg of args) {
+          const ref = parseIpfsPath(arg)
+          const target = await deps.store.resolve(ref.cid, ref.path, { signal })
+          const pin = await pinTypeOf(deps.store, target, signal)
+          const shown = pin === undefined ? undefined : pin.type === 'recursive' ? 'recursive' : `indirect through ${pin.through.toString()}`
+          if (pin === undefined || (type !== 'all' && type !== pin.type)) throw new RpcFailure(`path '${arg}' is not pinned${type === 'all' ? '' : ` as ${type}`}`)
+          listed.push({ Cid: target.toString(), Type: shown as string })
+        }
+        if (args.length === 0) {
+          if (type === 'all' || type === 'recursive') for await (const cid of deps.store.pins({ signal })) listed.push({ Cid: cid.toString(), Type: 'recursive' })
+          if (type === 'all' || type === 'indirect') for await (const cid of indirectPins(deps.store, signal)) listed.push({ Cid: cid.toString(), Type: 'indirect' })
+        }
+        const body = stream
+          ? listed.map(p => JSON.stringify(p) + '\n').join('')
+          : JSON.stringify({ Keys: Object.fromEntries(listed.map(p => [p.Cid, { Type: p.Type }])) }) + '\n'
+        return await reply.header('content-type', 'application/json').header('x-chunked-output', '1').send(body)
+      } catch (err) {
+        await sendRpcError(reply, err)
+      }
+    })
+
+    api.post('/pin/rm', async (request, reply) => {
+      try {
+        const query = request.query as Query
+        if (!flag(query, 'recursive', true)) throw ValidationError.field('recursive', 'only recursive pins exist here')
+        const args = argList(query)
+        if (args.length === 0) throw ValidationError.field('arg', 'argument "ipfs-path" is required')
+        // every argument is checked before any pin is removed: a call that fails changes nothing
+        const targets: CID[] = []
+        for (const arg of args) {
+          const ref = parseIpfsPath(arg)
+          const target = await deps.store.resolve(ref.cid, ref.path)
+          if (!(await isPinnedRoot(deps.store, target))) throw new RpcFailure(`${arg} is not pinned or pinned indirectly`)
+          targets.push(target)
+        }
+        for (const target of targets) await deps.store.unpin(target)
+        return await reply.header('content-type', 'application/json').send(JSON.stringify({ Pins: targets.map(t => t.toString()) }) + '\n')
       } catch (err) {
         await sendRpcError(reply, err)
       }

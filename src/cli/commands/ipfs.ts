@@ -17,11 +17,11 @@ import { once } from 'node:events'
 import { stat } from 'node:fs/promises'
 import path from 'node:path'
 import type { Command } from 'commander'
-import type { CID } from 'multiformats/cid'
 import { NotFoundError, ValidationError } from '../../errors.js'
 import { formatBytes } from '../../config/units.js'
 import type { ResolvedConfig } from '../../config/schema.js'
 import { parseIpfsPath } from '../../content/cid.js'
+import { isPinnedRoot } from '../../content/pin-listing.js'
 import { ContentRouter } from '../../content/content-router.js'
 import { HeliaStore, defaultRepoPath } from '../../content/helia-store.js'
 import { checkDestination, exportUnixfs } from '../../content/unixfs-export.js'
@@ -68,12 +68,6 @@ export async function withContent<T> (command: Command, fn: (router: ContentRout
 }
 
 /** True when `cid` is itself a pinned root (CIDv0 and CIDv1 of one DAG are one pin), not a block under one. */
-export async function isPinnedRoot (store: HeliaStore, cid: CID, signal?: AbortSignal): Promise<boolean> {
-  const wanted = cid.toV1()
-  for await (const root of store.pins({ signal })) if (root.toV1().equals(wanted)) return true
-  return false
-}
-
 /**
  * A progress reporter on stderr. `always`: also when stderr is not a terminal (one line per file, for
  * downloads); otherwise only live bars on a terminal, since a line saying "downloaded" would be wrong
