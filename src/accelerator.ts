@@ -266,7 +266,11 @@ export class IpfsAccelerate {
       // make the same model's CID depend on where it sits on this machine.
       const ref = parseModelReference(folderOrId, this.config)
       const source = ref.kind === 'hub' ? `${ref.repo}@${ref.revision}` : undefined
-      return await publishModel(router.helia, dir, { ...options, source, cidVersion: this.config.ipfs.cid_version })
+      const published = await publishModel(router.helia, dir, { ...options, source, cidVersion: this.config.ipfs.cid_version })
+      // with `ipfs.local_node`, the Kubo node gets the pack too (pinned), so the IPFS network can find it there
+      const { parseCid } = await import('./content/cid.js')
+      await router.replicate(parseCid(published.cid), { signal: this.stopping.signal })
+      return published
     })
   }
 

@@ -6,6 +6,8 @@ import { join } from 'node:path'
 import { IpfsAccelerate, IpfsConnectionError } from '../src/index.js'
 import { createIpfsServer, type IpfsServer } from '../src/server/create-ipfs-server.js'
 import { tinyModels, type TinyModels } from './helpers/tiny-models.js'
+import { buildTinyModel } from '../src/models/tiny/index.js'
+import { CID } from 'multiformats/cid'
 
 /**
  * Two instances with separate repositories: the publisher serves its store as a trustless gateway on
@@ -62,6 +64,25 @@ describe('sharing models and data between two instances over HTTP', () => {
       }
     })
   }
+
+  it('with local_node, what an instance publishes and stores is also on that Kubo node, pinned', async () => {
+    const acc = user({ local_node: server.url }, 'writes-to-kubo')
+    const other = user({}, 'publishes-locally')
+    try {
+      const served = (await publisher.content()).helia
+      const dataCid = await acc.storeToIpfs(new TextEncoder().encode('stored through local_node'))
+      assert.equal(await served.isPinned(CID.parse(dataCid)), true)
+      // a pack the serving node does not have yet (another seed than the publisher's)
+      const folder = join(home, 'kubo-pack')
+      await buildTinyModel('bert', folder, { seed: 77 })
+      const { cid } = await acc.publishModel(folder)
+      assert.equal(await served.isPinned(CID.parse(cid)), true)
+      assert.equal((await other.publishModel(folder)).cid, cid, 'the same CID as a plain publish')
+    } finally {
+      await acc.stop()
+      await other.stop()
+    }
+  })
 
   it('says which stores were tried when none can provide the content', async () => {
     const acc = user({ gateway: 'http://127.0.0.1:9/ipfs/' }, 'unreachable')

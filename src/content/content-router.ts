@@ -4,15 +4,15 @@
  *   helia (embedded, always) -> kubo-rpc (`local_node`) -> local-gateway (probed) -> gateway (`gateway`)
  *
  * Reads try the stores in that order and return the first verified answer; blocks fetched from the
- * network are verified and kept in the embedded store (so the next read is local). Writes go to the first
- * store that can put (the embedded one). Every network call runs under `ipfs.timeout` per attempt with
+ * network are verified and kept in the embedded store (so the next read is local). Writes go to the
+ * embedded store, then (with `local_node`) are copied to the Kubo node as one CAR (`dag/import`). Every network call runs under `ipfs.timeout` per attempt with
  * `ipfs.retry_count` retries (see retry.ts). When every store fails the error says which were tried and
  * what each said (`context.attempts`): a TimeoutError if the stores that did not simply lack the content
  * ran out of time, an IpfsConnectionError otherwise.
  */
 import type { CID } from 'multiformats/cid'
 import type { IpfsConfig } from '../config/schema.js'
-import { AbortError, AccelerateError, IpfsConnectionError, NotFoundError, TimeoutError, ValidationError } from '../errors.js'
+import { AccelerateError, IpfsConnectionError, NotFoundError, TimeoutError, ValidationError } from '../errors.js'
 import { silentLogger, type Logger } from '../logging/logger.js'
 import type { AbortOptions, ContentStore, ProgressOptions, PutOptions } from './content-store.js'
 import { parseIpfsPath, toCid, type IpfsPath } from './cid.js'
@@ -20,6 +20,7 @@ import { abortReason, collectBytes } from './async-utils.js'
 import { HeliaStore } from './helia-store.js'
 import { blockLinks, walkDag } from './unixfs-reader.js'
 import { KuboStore } from './kubo-store.js'
+import { carBytes } from './car-stream.js'
 import { DEFAULT_LOCAL_GATEWAY, DEFAULT_PROBE_TIMEOUT_MS, GatewayStore, gatewayBase, probeLocalGateway } from './gateway-store.js'
 
 export interface ContentRouterInit {
@@ -199,15 +200,35 @@ export class ContentRouter implements ContentStore {
     return await this.route('resolve', full, options, s => s.resolve !== undefined, async (_store, cid) => cid)
   }
 
-  /** Adds to the first store that can put (the embedded store). */
+  /** Adds to the embedded store, then copies what was added to the Kubo node when one is configured. */
   async put (bytes: Uint8Array | AsyncIterable<Uint8Array>, options: PutOptions = {}): Promise<CID> {
-    const store = this.stores.find(s => s.put !== undefined)
-    if (store?.put === undefined) throw new AbortError('no store can put')
-    return await store.put(bytes, options)
+    const cid = await this.helia.put(bytes, options)
+    await this.replicate(cid, options)
+    return cid
   }
 
+  /** Imports a folder into the embedded store, then copies it to the Kubo node when one is configured. */
   async addDirectory (folder: string, options: PutOptions = {}): Promise<CID> {
-    return await this.helia.addDirectory(folder, options)
+    const cid = await this.helia.addDirectory(folder, options)
+    await this.replicate(cid, options)
+    return cid
+  }
+
+  /**
+   * Copies the DAG at `cid` from the embedded store to every store that takes whole DAGs (the Kubo node of
+   * `ipfs.local_node`), pinned there unless `pin` is false, so that Kubo serves it to the IPFS network.
+   * The copy is a CAR of the blocks as stored here, so the CIDs are the same by construction. Without
+   * such a store it does nothing. A store that fails: IpfsConnectionError or TimeoutError (the content
+   * stays in the embedded store, where it was already).
+   */
+  async replicate (cid: CID, options: AbortOptions & { pin?: boolean } = {}): Promise<void> {
+    for (const store of this.stores) {
+      if (store === this.helia || store.importDag === undefined) continue
+      const getBlock = async (c: CID, o?: AbortOptions): Promise<Uint8Array> => await this.helia.getBlock(c, o)
+      const signal = options.signal
+      await store.importDag(cid, () => carBytes(cid, stop => walkDag(cid, getBlock, { signal: signal === undefined ? stop : AbortSignal.any([signal, stop]) })), { signal, pin: options.pin })
+      this.log.debug({ store: store.name, cid: cid.toString() }, 'copied to the store')
+    }
   }
 
   /** One raw block (verified) from the first store that has it. */

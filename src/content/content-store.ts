@@ -45,6 +45,11 @@ export interface ContentStore {
    * but a source may also end cleanly short of the whole DAG: callers that need all of it check.
    */
   fetchDag?(cid: CID, options?: AbortOptions): AsyncIterable<{ cid: CID, bytes: Uint8Array }>
+  /**
+   * Takes a whole DAG in one upload (Kubo's `dag/import` of a CAR), pinning `root` unless `pin` is false.
+   * `car()` makes the CAR's bytes again for each attempt.
+   */
+  importDag?(root: CID, car: () => AsyncIterable<Uint8Array>, options?: AbortOptions & { pin?: boolean }): Promise<void>
   /** The CID at `path` (`a/b.txt`) below the directory `cid`. NotFoundError when a name is missing. */
   resolve?(cid: CID, path: string, options?: AbortOptions): Promise<CID>
   /** Imports a folder as a UnixFS directory (model packs); returns its CID. */

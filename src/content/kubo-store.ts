@@ -135,14 +135,22 @@ export class KuboStore implements ContentStore {
 
   /**
    * `add` with Kubo's options. Bytes are retried like any call; a stream cannot be replayed, so it gets
-   * one attempt (its deadline is `timeoutMs` for the whole upload).
+   * one attempt (`timeoutMs` then bounds a stall of the upload, not its length).
    */
   async put (bytes: Uint8Array | AsyncIterable<Uint8Array>, options: PutOptions = {}): Promise<CID> {
     const cidVersion = options.cidVersion ?? this.cidVersion
     const client = await this.rpc()
     const total = bytes instanceof Uint8Array ? bytes.byteLength : undefined
-    const add = async (signal: AbortSignal): Promise<CID> => {
-      const result = await client.add(bytes, {
+    const add = async (signal: AbortSignal, touch: () => void): Promise<CID> => {
+      const source = bytes instanceof Uint8Array
+        ? bytes
+        : (async function * () {
+            for await (const chunk of bytes) {
+              touch()
+              yield chunk
+            }
+          })()
+      const result = await client.add(source, {
         cidVersion,
         rawLeaves: cidVersion === 1,
         chunker: 'size-262144',
@@ -154,15 +162,45 @@ export class KuboStore implements ContentStore {
       return result.cid
     }
     const net = bytes instanceof Uint8Array ? this.net : { ...this.net, retries: 0 }
-    const cid = await withRetry('add', this.where(), net, options.signal, async (signal) => {
+    const cid = await withRetry('add', this.where(), net, options.signal, async (signal, touch) => {
       try {
-        return await add(signal)
+        return await add(signal, touch)
       } catch (err) {
         throw this.translate(err, 'add')
       }
     })
     this.log.debug({ cid: cid.toString() }, 'added')
     return cid
+  }
+
+  /**
+   * `dag/import` of the CAR `car()` makes, pinning `root` (Kubo's `pin-roots`) unless `pin` is false. The
+   * CAR is made again for each attempt; `timeoutMs` bounds a stall of the upload, not its length. Kubo
+   * reporting the root's pin as failed (blocks missing from the CAR) is an IpfsConnectionError.
+   */
+  async importDag (root: CID, car: () => AsyncIterable<Uint8Array>, options: AbortOptions & { pin?: boolean } = {}): Promise<void> {
+    const client = await this.rpc()
+    const pin = options.pin ?? true
+    await withRetry(`dag/import ${root.toString()}`, this.where(), this.net, options.signal, async (signal, touch) => {
+      const moving = (async function * () {
+        for await (const chunk of car()) {
+          touch()
+          yield chunk
+        }
+      })()
+      let rootSeen = false
+      try {
+        for await (const { root: r } of client.dag.import(moving, { pinRoots: pin, signal })) {
+          if (!r.cid.equals(root)) continue
+          rootSeen = true
+          if (r.pinErrorMsg !== undefined && r.pinErrorMsg !== '') throw new Error(`pinning ${root.toString()} failed: ${r.pinErrorMsg}`)
+        }
+      } catch (err) {
+        throw this.translate(err, root)
+      }
+      if (pin && !rootSeen) throw new Error(`dag/import did not report the root ${root.toString()}`)
+    })
+    this.log.debug({ cid: root.toString(), pinned: pin }, 'imported a DAG')
   }
 
   async pin (cid: CID, options: AbortOptions = {}): Promise<void> {

@@ -1,6 +1,6 @@
 /**
  * Timeouts and retries for every network call a content store makes: each attempt gets its own
- * deadline (`ipfs.timeout`, via AbortSignal.timeout), transient failures are retried `ipfs.retry_count`
+ * deadline (`ipfs.timeout`; for a streamed upload, the longest stall), transient failures are retried `ipfs.retry_count`
  * times with a small exponential backoff, and what comes out is one of our errors:
  * - NotFoundError, ContentVerificationError, ValidationError: at once, never retried,
  * - AbortError: the caller's signal fired,
@@ -59,25 +59,37 @@ function isAborted (signal: AbortSignal | undefined): signal is AbortSignal {
   return signal?.aborted === true
 }
 
+/** One attempt's deadline; `touch()` restarts it (a long transfer that keeps moving is not cut). */
+function attemptDeadline (ms: number): { signal: AbortSignal, touch: () => void, clear: () => void } {
+  const controller = new AbortController()
+  const timer = setTimeout(() => controller.abort(new DOMException(`no answer within ${ms} ms`, 'TimeoutError')), ms)
+  timer.unref()
+  return { signal: controller.signal, touch: () => { if (!controller.signal.aborted) timer.refresh() }, clear: () => clearTimeout(timer) }
+}
+
 /**
  * Runs `fn` with a fresh deadline per attempt until it succeeds, fails definitely, or attempts run out.
- * `what` names the call (`block/get bafy…`), `store` the store and `target` its URL, for messages.
+ * `what` names the call (`block/get bafy…`), `store` the store and `target` its URL, for messages. A call
+ * that streams (an upload) calls `touch` as it moves, so `timeoutMs` bounds a stall rather than the whole
+ * transfer.
  */
-export async function withRetry<T> (what: string, where: { store: string, target: string }, net: ResolvedNetwork, signal: AbortSignal | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function withRetry<T> (what: string, where: { store: string, target: string }, net: ResolvedNetwork, signal: AbortSignal | undefined, fn: (signal: AbortSignal, touch: () => void) => Promise<T>): Promise<T> {
   const attempts: AttemptFailure[] = []
   let timedOut = false
   for (let attempt = 1; attempt <= net.retries + 1; attempt++) {
     if (signal?.aborted === true) throw abortReason(signal, what)
-    const deadline = AbortSignal.timeout(net.timeoutMs)
-    const combined = signal === undefined ? deadline : AbortSignal.any([signal, deadline])
+    const deadline = attemptDeadline(net.timeoutMs)
+    const combined = signal === undefined ? deadline.signal : AbortSignal.any([signal, deadline.signal])
     try {
-      return await fn(combined)
+      return await fn(combined, deadline.touch)
     } catch (err) {
       if (isAborted(signal)) throw abortReason(signal, what)
       if (isFinal(err)) throw err
-      timedOut = deadline.aborted
+      timedOut = deadline.signal.aborted
       attempts.push({ attempt, ...(timedOut ? { error: 'TimeoutError', message: `no answer within ${net.timeoutMs} ms` } : describe(err)) })
       if (attempt <= net.retries) await sleep(Math.min(MAX_BACKOFF_MS, net.backoffMs * 2 ** (attempt - 1)), signal)
+    } finally {
+      deadline.clear()
     }
   }
   const context = { store: where.store, target: where.target, attempts }

@@ -6,7 +6,7 @@
  *   dups=y, `dag-scope=all|entity|block`, `entity-bytes`), and without a format the file's bytes
  *   (directories: 501); `If-None-Match` with the ETag is a 304;
  * - the Kubo RPC subset kubo-rpc-client needs (`POST /api/v0/…`): add, cat, block/get, block/stat,
- *   block/put, pin/add, pin/ls, pin/rm, id, version. Errors use Kubo's shape `{ Message, Code, Type: 'error' }`.
+ *   block/put, dag/import, pin/add, pin/ls, pin/rm, id, version. Errors use Kubo's shape `{ Message, Code, Type: 'error' }`.
  *
  * Every error, those fastify raises itself included (a body it cannot parse, a header it cannot send),
  * goes out in the shape of its routes: `{ error: { name, message } }` for the gateway (and anything else),
@@ -22,7 +22,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import { createHash } from 'node:crypto'
 import { AccelerateError, ValidationError } from '../errors.js'
 import type { HeliaStore } from '../content/helia-store.js'
-import { DAG_PB_CODE, RAW_CODE, SHA2_256_CODE, identityBytes, parseIpfsPath } from '../content/cid.js'
+import { DAG_PB_CODE, RAW_CODE, SHA2_256_CODE, assertSupportedCid, identityBytes, parseIpfsPath, verifyBlock } from '../content/cid.js'
 import { resolveIpfsPath, walkDag, type BlockGetter } from '../content/unixfs-reader.js'
 import { NotAcceptable, RangeNotSatisfiable, byteRange, carEtag, carRequest, notModified, varyOnAccept, wantsFormat, type Query } from './gateway-request.js'
 import { entityBytesBlocks } from './entity-bytes.js'
@@ -361,7 +361,7 @@ function partName (filename: string | undefined): string {
 }
 
 /** The Kubo RPC commands served here (POST only). */
-const RPC_COMMANDS = ['add', 'cat', 'block/get', 'block/stat', 'block/put', 'pin/add', 'pin/ls', 'pin/rm', 'id', 'version']
+const RPC_COMMANDS = ['add', 'cat', 'block/get', 'block/stat', 'block/put', 'dag/import', 'pin/add', 'pin/ls', 'pin/rm', 'id', 'version']
 
 /** Kubo's `pin ls --type` values; this store has no direct pins, so `direct` lists nothing. */
 const PIN_TYPES = ['all', 'recursive', 'indirect', 'direct']
@@ -371,6 +371,27 @@ class RpcFailure extends Error {
   constructor (message: string) {
     super(message)
     this.name = 'RpcFailure'
+  }
+}
+
+/** A body that is not a CAR v1 (no or a bad header) as a ValidationError; our own errors as they are. */
+function notACar (err: unknown): unknown {
+  if (err instanceof AccelerateError) return err
+  return ValidationError.field('file', `not a CAR v1: ${(err as Error)?.message ?? String(err)}`)
+}
+
+/** The blocks of a CAR, a malformed section being a ValidationError. */
+async function * carBlocks (car: AsyncIterable<{ cid: CID, bytes: Uint8Array }>): AsyncGenerator<{ cid: CID, bytes: Uint8Array }> {
+  const blocks = car[Symbol.asyncIterator]()
+  while (true) {
+    let next: IteratorResult<{ cid: CID, bytes: Uint8Array }>
+    try {
+      next = await blocks.next()
+    } catch (err) {
+      throw notACar(err)
+    }
+    if (next.done === true) return
+    yield next.value
   }
 }
 
@@ -393,7 +414,7 @@ function argCid (query: Query): ReturnType<typeof parseIpfsPath> {
   return parseIpfsPath(arg)
 }
 
-/** `POST /api/v0/…`: the Kubo RPC subset (add, cat, block/get, block/stat, block/put, pin/add, pin/ls, pin/rm, id, version). */
+/** `POST /api/v0/…`: the Kubo RPC subset (add, cat, block/get, block/stat, block/put, dag/import, pin/add, pin/ls, pin/rm, id, version). */
 export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps): void {
   const getBlock = blockGetter(deps.blockstore)
   const agentVersion = deps.agentVersion ?? 'ipfs-accelerate'
@@ -548,6 +569,54 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
         const cid = version === 0 ? CID.createV0(digest) : CID.createV1(code, digest)
         await deps.store.putBlock(cid, bytes, { pin: flag(query, 'pin', false) })
         return await reply.send({ Key: cid.toString(), Size: bytes.byteLength })
+      } catch (err) {
+        await sendRpcError(reply, err)
+      }
+    })
+
+    api.post('/dag/import', async (request, reply) => {
+      try {
+        const query = request.query as Query
+        const pinRoots = flag(query, 'pin-roots', true)
+        const limit = flag(query, 'allow-big-block', false) ? Number.MAX_SAFE_INTEGER : MAX_BLOCK_PUT_BYTES
+        if (!request.isMultipart()) throw ValidationError.field('file', 'expected a multipart/form-data body with a CAR file')
+        const { CarBlockIterator } = await import('@ipld/car/iterator')
+        const roots: CID[] = []
+        let files = 0
+        for await (const part of fromBody(() => request.parts())) {
+          if (part.type !== 'file') continue
+          files++
+          // blocks are verified and stored as they arrive (a bad one fails the request; those before it
+          // stay unpinned, for gc), so a CAR of any size streams through
+          const car = await CarBlockIterator.fromIterable(fromBody<Uint8Array>(() => part.file)).catch((err: unknown) => { throw notACar(err) })
+          for (const root of await car.getRoots()) if (!roots.some(r => r.equals(root))) roots.push(root)
+          for await (const block of carBlocks(car)) {
+            assertSupportedCid(block.cid, 'file')
+            if (block.bytes.byteLength > limit) throw ValidationError.field('file', `block ${block.cid.toString()} is over ${limit} bytes (allow-big-block to force)`)
+            try {
+              verifyBlock(block.cid, block.bytes, 'the CAR')
+            } catch (err) {
+              throw ValidationError.field('file', (err as Error).message)
+            }
+            if (block.cid.code === DAG_PB_CODE) {
+              try { dagPb.decode(block.bytes) } catch { throw ValidationError.field('file', `block ${block.cid.toString()} is not valid dag-pb`) }
+            }
+            if (identityBytes(block.cid) === undefined) await deps.store.putBlock(block.cid, block.bytes)
+          }
+        }
+        if (files === 0) throw ValidationError.field('file', 'no CAR file in the request')
+        // as Kubo: a root whose DAG is not all here is reported with the pin's error, not failed
+        const lines: string[] = []
+        for (const root of pinRoots ? roots : []) {
+          let pinError = ''
+          try {
+            await deps.store.pin(root)
+          } catch (err) {
+            pinError = (err as Error).message
+          }
+          lines.push(JSON.stringify({ Root: { Cid: { '/': root.toString() }, PinErrorMsg: pinError } }))
+        }
+        return await reply.header('content-type', 'application/json').header('x-chunked-output', '1').send(lines.map(l => l + '\n').join(''))
       } catch (err) {
         await sendRpcError(reply, err)
       }

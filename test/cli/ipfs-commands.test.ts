@@ -332,6 +332,19 @@ describe('ipfs-accelerate ipfs / models publish|pull|ls (real CLI)', () => {
       assert.equal(await readFile(path.join(out, 'note.txt'), 'utf8'), 'remote note\n')
     })
 
+    it('ipfs add and models publish with local_node also put the content on the Kubo node, pinned', async () => {
+      const { home: fresh, config } = await configFor('kubo-add', { local_node: server.url })
+      const file = path.join(root, 'to-kubo.txt')
+      await writeFile(file, 'added here, copied to kubo\n')
+      const cid = CID.parse(ok(await cli(fresh, ['--config', config, 'ipfs', 'add', file]), 'add with local_node'))
+      assert.equal(await store.isPinned(cid), true)
+      assert.equal(Buffer.from(await store.get(cid)).toString(), 'added here, copied to kubo\n')
+      const folder = path.join(root, 'to-kubo-model')
+      await buildTinyModel('bert', folder, { seed: 5 })
+      const pack = CID.parse(ok(await cli(fresh, ['--config', config, 'models', 'publish', folder]), 'publish with local_node'))
+      assert.equal(await store.isPinned(pack), true)
+    })
+
     it('ipfs cat, get and pin read through a Kubo node', async () => {
       const { home: fresh, config } = await configFor('kubo', { local_node: server.url })
       const cat = await cli(fresh, ['--config', config, 'ipfs', 'cat', `${dirCid}/note.txt`])

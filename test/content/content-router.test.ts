@@ -59,6 +59,38 @@ describe('ContentRouter', () => {
     await assert.rejects(r.get('not a cid'), { name: 'ValidationError' })
   })
 
+  it('with local_node, writes land in the embedded store and are copied to the Kubo node, pinned there', async () => {
+    const r = await router({ local_node: backend.server.url })
+    const bytes = seededBytes(700_000, 78)
+    const cid = await r.put(bytes)
+    assert.equal(await r.helia.isPinned(cid), true)
+    assert.equal(await backend.store.isPinned(cid), true, 'pinned on the Kubo node')
+    assert.ok(Buffer.from(await backend.store.get(cid)).equals(Buffer.from(bytes)))
+    const folder = path.join(dir, 'copied')
+    await mkdir(folder, { recursive: true })
+    await writeFile(path.join(folder, 'a.txt'), 'copied to kubo')
+    const root = await r.addDirectory(folder)
+    assert.equal(await backend.store.isPinned(root), true)
+    assert.equal(Buffer.from(await backend.store.get(await backend.store.resolve(root, 'a.txt'))).toString(), 'copied to kubo')
+    // an unpinned write stays unpinned there too
+    const loose = await r.put(seededBytes(3000, 79), { pin: false })
+    assert.equal(await backend.store.has(loose), true)
+    assert.equal(await backend.store.isPinned(loose), false)
+  })
+
+  it('with local_node down, a write is an IpfsConnectionError naming it, and the content is still here', async () => {
+    const r = await router({ local_node: await closedPortUrl(), retry_count: 1 })
+    const bytes = seededBytes(5000, 80)
+    await assert.rejects(r.put(bytes), (err: Error & { context?: { store?: string, attempts?: unknown[] } }) => {
+      assert.equal(err.name, 'IpfsConnectionError')
+      assert.equal(err.context?.store, 'kubo-rpc')
+      assert.equal(err.context?.attempts?.length, 2)
+      return true
+    })
+    const cid = await r.helia.put(bytes, { pin: false })
+    assert.equal(await r.helia.isPinned(cid), true, 'stored and pinned here before the copy failed')
+  })
+
   it('falls back to the network stores, verifies, and keeps what it fetched locally', async () => {
     const bytes = seededBytes(900_000, 77)
     const cid = await backend.store.put(bytes)

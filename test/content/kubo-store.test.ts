@@ -5,6 +5,10 @@ import { KuboStore } from '../../src/content/kubo-store.js'
 import { runStoreCompliance, HELLO, HELLO_V0, HELLO_V1, missingCid } from './store-compliance.js'
 import { startBackend, startCorruptingServer, startSilentServer, closedPortUrl, type Backend } from './network-harness.js'
 import { seededBytes, seededChunks } from './seeded-bytes.js'
+import { TWO_LEVEL_SIZE } from './store-compliance.js'
+import { carBytes } from '../../src/content/car-stream.js'
+import { walkDag } from '../../src/content/unixfs-reader.js'
+import { collectBytes } from '../../src/content/async-utils.js'
 
 runStoreCompliance('KuboStore', async () => {
   const backend = await startBackend()
@@ -76,6 +80,47 @@ describe('KuboStore', () => {
       return true
     })
     await assert.rejects(down.put(HELLO), { name: 'IpfsConnectionError' })
+  })
+
+  it('copies a whole DAG with dag/import (one CAR, pinned there), with the same CIDs', async () => {
+    // a three-level file and a folder, made in another store, copied over as they are stored there
+    const file = await backend.cache.put(seededBytes(TWO_LEVEL_SIZE + 300_000, 21), { pin: false, cidVersion: 1 })
+    const car = (root: CID) => () => carBytes(root, stop => walkDag(root, async c => await backend.cache.getBlock(c), { signal: stop }))
+    assert.equal(await backend.store.has(file), false)
+    await store.importDag(file, car(file))
+    assert.equal(await backend.store.isPinned(file), true)
+    assert.deepEqual(await backend.store.get(file), seededBytes(TWO_LEVEL_SIZE + 300_000, 21))
+    const loose = await backend.cache.put(seededBytes(1000, 22), { pin: false })
+    await store.importDag(loose, car(loose), { pin: false })
+    assert.equal(await backend.store.has(loose), true)
+    assert.equal(await backend.store.isPinned(loose), false)
+    // a CAR lacking blocks: the node cannot pin the root, which is an error here (never a silent half copy)
+    const partial = await backend.cache.put(seededBytes(TWO_LEVEL_SIZE, 23), { pin: false, cidVersion: 1 })
+    const once = new KuboStore({ url: backend.server.url, retries: 0 })
+    await assert.rejects(once.importDag(partial, () => carBytes(partial, stop => walkDag(partial, async c => await backend.cache.getBlock(c), { signal: stop, scope: 'block' }))),
+      (err: Error) => err.name === 'IpfsConnectionError' && /pinning .* failed/.test(err.message))
+    assert.equal(await backend.store.isPinned(partial), false)
+  })
+
+  it('dag/import refuses a CAR that is not one, or whose block does not match its CID, and pins nothing', async () => {
+    const post = async (body: Uint8Array): Promise<{ status: number, message: string }> => {
+      const form = new FormData()
+      form.append('file', new Blob([Buffer.from(body)]), 'x.car')
+      const res = await fetch(`${backend.server.url}/api/v0/dag/import`, { method: 'POST', body: form })
+      return { status: res.status, message: (await res.json()).Message }
+    }
+    const notCar = await post(new TextEncoder().encode('not a car'))
+    assert.equal(notCar.status, 400)
+    assert.match(notCar.message, /not a CAR/)
+    const root = await backend.cache.put(seededBytes(1000, 24), { pin: false, cidVersion: 1 })
+    const good = await collectBytes(carBytes(root, async function * () { yield { cid: root, bytes: await backend.cache.getBlock(root) } }))
+    const bad = new Uint8Array(good)
+    bad[bad.length - 1] ^= 0xff // the block's last byte
+    const refused = await post(bad)
+    assert.equal(refused.status, 400)
+    assert.match(refused.message, /does not match its CID/)
+    assert.equal(await backend.store.isPinned(root), false)
+    assert.equal(await backend.store.has(root), false)
   })
 
   it('a stream add gets one attempt (it cannot be replayed)', async () => {

@@ -22,6 +22,7 @@ import { formatBytes } from '../../config/units.js'
 import type { ResolvedConfig } from '../../config/schema.js'
 import { parseIpfsPath } from '../../content/cid.js'
 import { isPinnedRoot } from '../../content/pin-listing.js'
+import type { CID } from 'multiformats/cid'
 import { ContentRouter } from '../../content/content-router.js'
 import { HeliaStore, defaultRepoPath } from '../../content/helia-store.js'
 import { checkDestination, exportUnixfs } from '../../content/unixfs-export.js'
@@ -67,7 +68,17 @@ export async function withContent<T> (command: Command, fn: (router: ContentRout
   })
 }
 
-/** True when `cid` is itself a pinned root (CIDv0 and CIDv1 of one DAG are one pin), not a block under one. */
+/**
+ * With `ipfs.local_node` in the config, copies what a command just added to that Kubo node (pinned unless
+ * `pin` is false), as the API's writes do; otherwise does nothing (and contacts nothing).
+ */
+export async function copyToKubo (store: HeliaStore, config: ResolvedConfig, cid: CID, options: { signal: AbortSignal, pin?: boolean }): Promise<void> {
+  if (config.ipfs.local_node === undefined) return
+  // no local gateway probe: only the Kubo store takes copies
+  const router = await ContentRouter.create({ config: { ...config.ipfs, enable_local_gateway: false }, helia: store })
+  await router.replicate(cid, options)
+}
+
 /**
  * A progress reporter on stderr. `always`: also when stderr is not a terminal (one line per file, for
  * downloads); otherwise only live bars on a terminal, since a line saying "downloaded" would be wrong
@@ -108,7 +119,7 @@ export function registerIpfs (program: Command): void {
         throw ValidationError.field('path', `${target} cannot be read: ${(cause as Error).message}`, { file: target })
       })
       if (info !== undefined && !info.isFile() && !info.isDirectory()) throw ValidationError.field('path', `${target} is not a file or folder`, { file: target })
-      await withStore(command, async (store, _config, signal) => {
+      await withStore(command, async (store, config, signal) => {
         const reporter = progressReporter(false)
         try {
           const name = stdin ? 'stdin' : path.basename(path.resolve(target))
@@ -117,6 +128,7 @@ export function registerIpfs (program: Command): void {
             ? await store.put(process.stdin, options)
             : info?.isDirectory() === true ? await store.addDirectory(target, options) : await store.addFile(target, options)
           reporter?.stop()
+          await copyToKubo(store, config, cid, { signal, pin: opts.pin })
           process.stdout.write(`${cid.toString()}\n`)
         } finally {
           reporter?.stop()

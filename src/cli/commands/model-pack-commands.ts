@@ -22,7 +22,7 @@ import { checkFolderPath } from '../../content/unixfs-export.js'
 import { downloadModel } from '../../models/hub-download.js'
 import { expandHome, modelSource, parseModelReference } from '../../models/model-reference.js'
 import { formatBytes } from '../../config/units.js'
-import { parseCidVersion, progressReporter, repoOption, withContent, withStore } from './ipfs.js'
+import { copyToKubo, parseCidVersion, progressReporter, repoOption, withContent, withStore } from './ipfs.js'
 import type { CidVersion } from '../../content/unixfs-layout.js'
 
 /** The model cache root for a model whose config entry is `entry` (see the module comment). */
@@ -108,6 +108,7 @@ export function registerModelPackCommands (models: Command): void {
         try {
           const { cid } = await publishModel(store, folder, { cidVersion: opts.cidVersion, files, source, signal, onProgress: reporter?.onProgress })
           reporter?.stop()
+          await copyToKubo(store, config, parseCid(cid), { signal })
           process.stdout.write(`${cid}\n`)
         } finally {
           reporter?.stop()
