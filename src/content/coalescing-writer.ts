@@ -72,11 +72,33 @@ export class CoalescingWriter {
     const expected = batch.reduce((sum, w) => sum + w.length, 0)
     try {
       const handle = await batch[0].handle
-      const { bytesWritten } = await handle.writev(batch.flatMap(w => w.buffers), batch[0].position)
-      if (bytesWritten !== expected) throw new Error(`short write: ${bytesWritten} of ${expected} bytes`)
+      let buffers = batch.flatMap(w => w.buffers)
+      let done = 0
+      // a short write (a disk filling up writes what fits first) goes on with the rest: it completes,
+      // or the next call fails with the reason (ENOSPC) instead of an unexplained short write
+      while (done < expected) {
+        const { bytesWritten } = await handle.writev(buffers, batch[0].position + done)
+        if (bytesWritten <= 0) throw Object.assign(new Error(`short write: ${done} of ${expected} bytes`), { code: 'EIO' })
+        done += bytesWritten
+        buffers = rest(buffers, bytesWritten)
+      }
       for (const w of batch) w.resolve()
     } catch (err) {
       for (const w of batch) w.reject(err)
     }
   }
+}
+
+/** `buffers` without their first `skip` bytes. */
+function rest (buffers: Uint8Array[], skip: number): Uint8Array[] {
+  const out: Uint8Array[] = []
+  for (const b of buffers) {
+    if (skip >= b.byteLength) {
+      skip -= b.byteLength
+      continue
+    }
+    out.push(skip > 0 ? b.subarray(skip) : b)
+    skip = 0
+  }
+  return out
 }

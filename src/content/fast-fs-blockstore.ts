@@ -159,6 +159,9 @@ export class FastFsBlockstore implements Blockstore {
     }
   }
 
+  /** Nothing to do: a put resolves once its file is renamed into place. */
+  async flush (): Promise<void> {}
+
   async * putMany (source: Iterable<InputPair> | AsyncIterable<InputPair>, options?: AbortOptions): AsyncGenerator<CID> {
     yield * mapOrdered(source, this.concurrency, async ({ cid, bytes }) => await this.put(cid, bytes, options))
   }

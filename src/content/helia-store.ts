@@ -186,12 +186,17 @@ export class HeliaStore implements ContentStore {
       }
       await this.pinning?.catch(() => {})
       this.pinning = undefined
-      await this.datastore?.close()
+      // Each step runs even when one before it fails (a write the disk refused): the lock must go,
+      // or this process could not open the repository again. The first failure is rethrown.
+      const failures: unknown[] = []
+      const step = async (fn: () => Promise<void> | undefined): Promise<void> => { try { await fn() } catch (err) { failures.push(err) } }
+      await step(async () => await this.datastore?.close())
       this.datastore = undefined
       await this.opening?.catch(() => {})
-      await this.blocks.close()
-      await this.unlock?.()
+      await step(async () => await this.blocks.close())
+      await step(async () => await this.unlock?.())
       this.unlock = undefined
+      if (failures.length > 0) throw failures[0]
     } finally {
       release()
     }
@@ -274,6 +279,7 @@ export class HeliaStore implements ContentStore {
     const release = await this.lock.read()
     try {
       await blocks.putBlock(cid, bytes)
+      await blocks.flush() // stored means found after a restart; a failed index write is reported here
       if (options.pin === true) await this.pinUnlocked(cid, new Map([[cid.toString(), blockLinks(cid, bytes)]]), options)
     } finally {
       release()
@@ -414,6 +420,8 @@ export class HeliaStore implements ContentStore {
         await writes.settle()
       }
       await writes.flush()
+      // the blocks' index records reach the file before the pin record and before the CID is returned
+      await blocks.flush()
       if (root === undefined) throw new ValidationError('nothing was imported', [{ path: 'content', message: 'empty import' }])
       // every block was just written: the pin is one record, nothing is walked
       if (pin) await this.pinUnlocked(root, undefined, { ...options, complete: true })
@@ -442,6 +450,8 @@ export class HeliaStore implements ContentStore {
   private async pinUnlocked (cid: CID, links: Map<string, CID[]> | undefined, options: AbortOptions & { complete?: boolean }): Promise<void> {
     const pins = await this.ensurePins()
     if (!(await this.has(cid, options))) throw new NotFoundError(`cannot pin ${cid.toString()}: not in the local store`, { context: { cid: cid.toString() } })
+    // the blocks' index records (a block/put, a fetch) reach the file first: a pin must never outlive them
+    await this.blocks.flush()
     await pins.add(cid, async c => await this.has(c, options), { ...options, links, complete: options.complete })
     await this.datastore?.flush()
   }

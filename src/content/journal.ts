@@ -1,11 +1,20 @@
 /**
  * A string-keyed map kept in memory and persisted to one append-only journal file. Every record is
- * checksummed; on open the journal is replayed up to the first torn or corrupt record (a crash loses at
- * most the batch being written, never earlier ones), and it is compacted (rewritten to a temporary file,
- * fsynced, renamed) when superseded records dominate.
+ * checksummed; on open the journal is replayed up to the first torn or corrupt record and cut there (a
+ * crash loses at most the batch being written, never earlier ones), and it is compacted (rewritten to a
+ * temporary file, fsynced, renamed) when superseded records dominate. A batch can be cut between any two
+ * of its records, so one update must never take two records (a delete then a set). A file that does not
+ * start like a journal is refused with a ContentVerificationError naming it, not emptied.
  *
  * Writes update memory at once and reach the file in the background, batched; `flush()` resolves when
  * everything written so far is in the file (written, not fsynced: `close()` fsyncs).
+ *
+ * Failed writes (a full disk, EIO): each batch is written at the end of the records already in the file
+ * (a positioned write, not O_APPEND) and stays pending until all of it is there. A short or failed write
+ * is therefore written again, over its own torn bytes, by the next turn (the next write, or `flush`,
+ * which reports the failure meanwhile): memory and file never diverge for good, and later records are
+ * never appended behind a torn one (replay stops at the first bad record, so they would be lost). A
+ * compaction that fails leaves the journal as it was and is tried again later; it is not an error.
  *
  * File: 'IAJ1', then records [op u8 (1 set, 2 delete)][key length u32][value length u32][key utf-8]
  * [value][checksum u32: first 4 bytes of sha-256 over the rest of the record], little-endian.
@@ -13,6 +22,7 @@
 import { createHash } from 'node:crypto'
 import fs from 'node:fs/promises'
 import path from 'node:path'
+import { ContentVerificationError } from '../errors.js'
 
 const MAGIC = Buffer.from('IAJ1')
 const OP_SET = 1
@@ -49,6 +59,10 @@ export class Journal {
   private writing: Promise<void> | undefined
   private failure: Error | undefined
   private records = 0
+  /** Bytes of the file holding whole records: where the next batch goes. */
+  private length = 0
+  /** No compaction before `records` passes this (set after a compaction failed). */
+  private compactAfter = 0
 
   constructor (file: string) {
     this.file = path.resolve(file)
@@ -64,19 +78,45 @@ export class Journal {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
       bytes = Buffer.alloc(0)
     }
+    await this.removeTemporaries()
     const valid = this.replay(bytes)
-    if (valid !== bytes.byteLength || bytes.byteLength === 0 || this.records > 2 * this.data.size + COMPACT_SLACK) {
-      await this.rewrite()
+    if (valid === 0 && bytes.byteLength > 0) {
+      // never what a crash leaves (a journal is created whole, by a rename): another file, or damage
+      throw new ContentVerificationError(`${this.file} is not a journal (it does not start with ${MAGIC.toString()}); it was left as it is: move it away to start with an empty one`, { context: { file: this.file } })
     }
-    this.handle = await fs.open(this.file, 'a')
+    this.length = valid
+    if (valid === 0) {
+      await this.rewrite()
+    } else {
+      // a torn tail (a process killed mid-append): cut it (needs no free space, unlike a rewrite)
+      if (valid !== bytes.byteLength) await fs.truncate(this.file, valid)
+      if (this.compactDue()) await this.rewrite().catch(() => { this.compactAfter = this.records + COMPACT_SLACK })
+    }
+    this.handle = await fs.open(this.file, 'r+')
   }
 
-  /** Writes what is pending, fsyncs and closes the file. */
+  /** Writes what is pending, fsyncs and closes the file (closed even when the writes fail). */
   async close (): Promise<void> {
-    await this.flush()
-    await this.handle?.sync()
-    await this.handle?.close()
-    this.handle = undefined
+    try {
+      await this.flush()
+      await this.handle?.sync()
+    } finally {
+      const h = this.handle
+      this.handle = undefined
+      await h?.close()
+    }
+  }
+
+  /** Removes temporary files of rewrites that a killed process left (one process owns the repository). */
+  private async removeTemporaries (): Promise<void> {
+    const prefix = `${path.basename(this.file)}.`
+    for (const name of await fs.readdir(path.dirname(this.file))) {
+      if (name.startsWith(prefix) && /^\d+\.tmp$/.test(name.slice(prefix.length))) await fs.rm(path.join(path.dirname(this.file), name), { force: true })
+    }
+  }
+
+  private compactDue (): boolean {
+    return this.records > 2 * this.data.size + COMPACT_SLACK && this.records > this.compactAfter
   }
 
   get size (): number {
@@ -134,20 +174,35 @@ export class Journal {
     return offset
   }
 
-  /** Writes the live data as a fresh journal (temporary file, fsync, rename). */
+  /**
+   * Writes the live data as a fresh journal (temporary file, fsync, rename); the temporary file goes
+   * when it fails. The handle, if open, is moved to the new file.
+   */
   private async rewrite (): Promise<void> {
     const parts: Buffer[] = [MAGIC]
     for (const [key, value] of this.data) parts.push(encodeRecord(OP_SET, key, value))
+    const bytes = Buffer.concat(parts)
     const tmp = `${this.file}.${process.pid}.tmp`
-    const h = await fs.open(tmp, 'w')
     try {
-      await h.writeFile(Buffer.concat(parts))
-      await h.sync()
-    } finally {
-      await h.close()
+      const h = await fs.open(tmp, 'w')
+      try {
+        await h.writeFile(bytes)
+        await h.sync()
+      } finally {
+        await h.close()
+      }
+      await fs.rename(tmp, this.file)
+    } catch (err) {
+      await fs.rm(tmp, { force: true }).catch(() => {})
+      throw err
     }
-    await fs.rename(tmp, this.file)
     this.records = this.data.size
+    this.length = bytes.byteLength
+    if (this.handle !== undefined) {
+      const old = this.handle
+      this.handle = await fs.open(this.file, 'r+')
+      await old.close().catch(() => {})
+    }
   }
 
   private append (record: Buffer): void {
@@ -159,16 +214,19 @@ export class Journal {
 
   private async drain (): Promise<void> {
     try {
-      while (true) {
+      while (this.handle !== undefined) {
         if (this.pending.length > 0) {
+          const taken = this.pending.length
           const batch = Buffer.concat(this.pending)
-          this.pending = []
-          await (this.handle as fs.FileHandle).write(batch)
-        } else if (this.records > 2 * this.data.size + COMPACT_SLACK) {
-          // records appended meanwhile stay pending and are written by the next turn
-          await this.handle?.close()
-          await this.rewrite()
-          this.handle = await fs.open(this.file, 'a')
+          await this.writeAt(this.handle, batch, this.length)
+          // only now: a failed batch stays pending, to be written again at the same place
+          this.pending.splice(0, taken)
+          this.length += batch.byteLength
+          if (this.pending.length === 0) this.failure = undefined // everything reported as failed is written now
+        } else if (this.compactDue()) {
+          // records appended meanwhile stay pending and are written by the next turn, into the new file;
+          // a failed compaction costs nothing but space, so it is not a write failure
+          await this.rewrite().catch(() => { this.compactAfter = this.records + COMPACT_SLACK })
         } else {
           break
         }
@@ -180,14 +238,28 @@ export class Journal {
     }
   }
 
+  /** Writes all of `batch` at `position` (a full disk first writes part of it, then fails). */
+  private async writeAt (handle: fs.FileHandle, batch: Buffer, position: number): Promise<void> {
+    let done = 0
+    while (done < batch.byteLength) {
+      const { bytesWritten } = await handle.write(batch, done, batch.byteLength - done, position + done)
+      if (bytesWritten <= 0) throw Object.assign(new Error(`journal ${this.file}: write made no progress`), { code: 'EIO' })
+      done += bytesWritten
+    }
+  }
+
   /** Like `flush`, then fsyncs the file: what was written so far survives a power loss. */
   async sync (): Promise<void> {
     await this.flush()
     await this.handle?.sync()
   }
 
-  /** Resolves when every write so far has been tried; a failure stays for `flush` to report. */
+  /**
+   * Resolves when every write so far has been tried (a batch that failed before is tried again); a
+   * failure stays for `flush` to report.
+   */
   async settled (): Promise<void> {
+    if (this.pending.length > 0 && this.handle !== undefined) this.writing ??= this.drain()
     while (this.writing !== undefined) await this.writing
   }
 

@@ -33,6 +33,11 @@ export interface LocalBlockstore extends Blockstore {
   getBlock: (cid: CID, options?: AbortOptions) => Promise<Uint8Array>
   /** Stores a block the caller has already hashed, given whole or as parts in order. */
   putBlock: (cid: CID, bytes: Uint8Array | Uint8Array[]) => Promise<void>
+  /**
+   * Resolves once every block put so far can be found after a restart (the pack index written), or
+   * rethrows a failed write. A pin must not be recorded before the blocks it holds.
+   */
+  flush: () => Promise<void>
   /** Where the block is on disk (tools, tests), or undefined. */
   where: (cid: CID) => Promise<BlockLocation | undefined>
   /**

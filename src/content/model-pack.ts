@@ -14,7 +14,8 @@
  * against its CID), refuses names that could escape the destination and entry types other than files
  * and directories, writes everything into a temporary folder next to the destination, checks it against
  * the manifest, writes a completion marker and only then renames it into place. A failed or aborted pull
- * therefore leaves the cache exactly as it was, and a folder with the marker is always complete.
+ * therefore leaves the cache exactly as it was, and a folder with the marker is always complete. What a
+ * pull killed mid-way leaves (a hidden temporary folder) is removed by the next pull into the same cache.
  *
  * Cache layout: `<cacheDir>/ipfs/<cid as CIDv1 base32>/`, so `Qm…` and `bafy…` spellings of one DAG share
  * a folder and the name is safe on case-insensitive file systems. `cacheDir` is the model cache root
@@ -33,6 +34,7 @@ import { readModelConfig, supportedTasks } from '../models/task-inference.js'
 import { throwIfAborted } from './async-utils.js'
 import { toCid } from './cid.js'
 import { HOME_ENV, type HeliaStore } from './helia-store.js'
+import { processAlive } from './repo-lock.js'
 import type { CidVersion } from './unixfs-layout.js'
 import { exportUnixfs, listTree, type TreeEntry } from './unixfs-export.js'
 
@@ -375,6 +377,7 @@ export async function pullModel (store: HeliaStore, cid: CID | string, options: 
   const existing = readMarker(dest)
   if (existing !== undefined) return { dir: dest, manifest: existing.manifest, cid: existing.cid, cached: true }
 
+  await removeDeadTemporaries(path.dirname(dest))
   let manifest: ModelPackManifest | undefined
   try {
     await exportUnixfs(store, root, dest, {
@@ -406,6 +409,21 @@ export async function pullModel (store: HeliaStore, cid: CID | string, options: 
     throw err
   }
   return { dir: dest, manifest: manifest as ModelPackManifest, cid: name, cached: false }
+}
+
+/**
+ * Removes what pulls killed mid-way (SIGKILL, a crash) left in `<cacheDir>/ipfs`, whichever pack they
+ * were pulling: temporary copies (`.partial-<name>-<pid>-<hex>`) and folders moved aside to be replaced
+ * (`.stale-…`), once their process is gone. exportUnixfs cleans only those of the pack it exports, so a
+ * pack never pulled again would leave its partial copy behind for good.
+ */
+async function removeDeadTemporaries (folder: string): Promise<void> {
+  for (const name of await fs.readdir(folder).catch(() => [] as string[])) {
+    const m = /^\.(?:partial|stale)-[^-]+-(\d+)-[0-9a-f]+$/.exec(name)
+    if (m === null) continue
+    const pid = Number(m[1])
+    if (pid !== process.pid && !processAlive(pid)) await fs.rm(path.join(folder, name), { recursive: true, force: true }).catch(() => {})
+  }
 }
 
 /** Reads the manifest at the root of pinned pack `cid`, or undefined when `cid` is not a model pack. */

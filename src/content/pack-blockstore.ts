@@ -353,7 +353,10 @@ export class PackBlockstore implements Blockstore {
     return await this.track(pack, (async () => {
       await this.writer.write(handle, at, [header, ...parts])
       if (replacing !== undefined && this.index.get(key) !== replacing) return { pack, written }
-      this.dropKey(key) // a block moved by compact(): the old copy is garbage
+      // A block moved by compact(): the old copy is garbage. Only the accounting is dropped: a delete
+      // record before the set would lose the block if a kill tore the journal between the two.
+      const old = this.index.get(key)
+      if (old !== undefined) this.uncount(key, old)
       this.corrupted.delete(key)
       this.index.set(key, encodeLocation({ pack, offset: at + header.byteLength, length }))
       this.live.set(pack, (this.live.get(pack) ?? 0) + written)
@@ -433,8 +436,13 @@ export class PackBlockstore implements Blockstore {
   private dropKey (key: string): void {
     const value = this.index.get(key)
     if (value === undefined) return
-    const loc = decodeLocation(value)
     this.index.delete(key)
+    this.uncount(key, value)
+  }
+
+  /** Takes the record at index value `value` out of its pack's live bytes. */
+  private uncount (key: string, value: Uint8Array): void {
+    const loc = decodeLocation(value)
     this.live.set(loc.pack, (this.live.get(loc.pack) ?? 0) - recordBytes(key, loc))
   }
 
@@ -483,7 +491,10 @@ export class PackBlockstore implements Blockstore {
     }
   }
 
-  /** Flushes the index to its file (not fsynced). */
+  /**
+   * Flushes the index to its file (not fsynced): blocks put so far are then found after the process
+   * is killed. Rethrows a failed index write (the next flush writes it again).
+   */
   async flush (): Promise<void> {
     await this.index.flush()
   }
