@@ -14,6 +14,8 @@ interface Pending<I, O> {
   size: number
   /** Its caller gave up when this fires: it is dropped, not run, if its batch has not started. */
   signal?: AbortSignal
+  /** Detaches the abort listener, once the item leaves the queue. */
+  detach?: () => void
   resolve: (value: O) => void
   reject: (err: unknown) => void
 }
@@ -31,7 +33,8 @@ export interface BatcherInit {
 }
 
 export class Batcher<I, O> {
-  private readonly queue: Array<Pending<I, O>> = []
+  /** Insertion order is arrival order; a Set lets an item given up leave from anywhere in it. */
+  private readonly queue = new Set<Pending<I, O>>()
   /** Rows of the items in `queue`. */
   private queuedRows = 0
   private running = false
@@ -43,15 +46,34 @@ export class Batcher<I, O> {
 
   /** `size` is how many batch rows this item fills (a request carrying 3 texts fills 3). */
   async submit (item: I, size = 1, signal?: AbortSignal): Promise<O> {
+    if (signal?.aborted === true) throw new AbortError('the call was aborted')
     return await new Promise<O>((resolve, reject) => {
-      this.queue.push({ item, size, signal, resolve, reject })
+      const pending: Pending<I, O> = { item, size, signal, resolve, reject }
+      if (signal !== undefined) {
+        // Given up while queued: it leaves the queue at once, so what it holds (its input) is freed
+        // now, not when the batcher next gets a slot, which behind long model calls can be much later.
+        const onAbort = (): void => {
+          if (this.dequeue(pending)) reject(new AbortError('the call was aborted'))
+        }
+        signal.addEventListener('abort', onAbort, { once: true })
+        pending.detach = () => { signal.removeEventListener('abort', onAbort) }
+      }
+      this.queue.add(pending)
       this.queuedRows += size
       this.schedule()
     })
   }
 
   get pending (): number {
-    return this.queue.length
+    return this.queue.size
+  }
+
+  /** Takes an item out of the queue; false when it had already left. */
+  private dequeue (pending: Pending<I, O>): boolean {
+    if (!this.queue.delete(pending)) return false
+    this.queuedRows -= pending.size
+    pending.detach?.()
+    return true
   }
 
   private readonly onFlush = (): void => {
@@ -87,20 +109,13 @@ export class Batcher<I, O> {
   private takeBatch (): Array<Pending<I, O>> {
     const batch: Array<Pending<I, O>> = []
     let rows = 0
-    while (this.queue.length > 0) {
-      const next = this.queue[0]
-      if (next.signal?.aborted === true) {
-        this.queue.shift()
-        this.queuedRows -= next.size
-        next.reject(new AbortError('the call was aborted'))
-        continue
-      }
+    for (const next of this.queue) {
       // An item larger than maxBatch still runs, alone.
       if (batch.length > 0 && rows + next.size > this.init.maxBatch) break
-      batch.push(this.queue.shift() as Pending<I, O>)
+      this.dequeue(next)
+      batch.push(next)
       rows += next.size
     }
-    this.queuedRows -= rows
     return batch
   }
 
@@ -109,7 +124,7 @@ export class Batcher<I, O> {
     this.running = true
     try {
       const inSlot = this.init.slot ?? (async <T>(fn: () => Promise<T>): Promise<T> => await fn())
-      while (this.queue.length > 0) {
+      while (this.queue.size > 0) {
         await inSlot(async () => { await this.runBatch(this.takeBatch()) })
       }
     } finally {

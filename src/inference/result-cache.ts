@@ -1,7 +1,8 @@
 /**
  * The result cache (`performance.enable_caching`, `cache_size`): results keyed by a SHA-256 of
  * (model, task, canonical input), least recently used evicted first, bounded by the JSON size of the
- * stored results. A hit returns a deep copy, so callers cannot change what the next hit sees.
+ * stored results (the UTF-8 bytes of their JSON, as held: see `set`). A hit returns a deep copy, so
+ * callers cannot change what the next hit sees.
  */
 import { createHash } from 'node:crypto'
 import { canonicalJson } from './canonical-input.js'
@@ -15,7 +16,8 @@ export interface ResultCacheStats {
 }
 
 export class ResultCache {
-  private readonly entries = new Map<string, { json: string, bytes: number }>()
+  /** `utf8`: `json` holds the UTF-8 bytes of the JSON, one per latin1 character (see `set`). */
+  private readonly entries = new Map<string, { json: string, bytes: number, utf8: boolean }>()
   private bytes = 0
   private hits = 0
   private misses = 0
@@ -36,19 +38,24 @@ export class ResultCache {
     this.entries.delete(key)
     this.entries.set(key, entry)
     this.hits++
-    return JSON.parse(entry.json)
+    return JSON.parse(entry.utf8 ? Buffer.from(entry.json, 'latin1').toString('utf8') : entry.json)
   }
 
   set (key: string, value: unknown): void {
-    const json = JSON.stringify(value)
+    let json = JSON.stringify(value)
     const bytes = Buffer.byteLength(json) + key.length
     if (bytes > this.maxBytes) return
+    // V8 keeps a string holding any character past U+00FF at two bytes per character, the ASCII ones
+    // too: the JSON of a result with one such character (generated text, a label) would take twice the
+    // bytes counted. Its UTF-8 bytes, held as a latin1 string, take one byte each: what is counted.
+    const utf8 = bytes - key.length !== json.length
+    if (utf8) json = Buffer.from(json, 'utf8').toString('latin1')
     this.delete(key)
     while (this.bytes + bytes > this.maxBytes) {
       const oldest = this.entries.keys().next().value as string
       this.delete(oldest)
     }
-    this.entries.set(key, { json, bytes })
+    this.entries.set(key, { json, bytes, utf8 })
     this.bytes += bytes
   }
 

@@ -204,7 +204,7 @@ export class WorkerEngine {
           // A caller that gave up while this waited for a slot: do not start.
           if (signal?.aborted === true) throw new AbortError('the call was aborted')
           return await entry.handler.run(entry.loaded, [value], { onToken, signal })
-        }))[0]
+        }, signal))[0]
     const done = performance.now()
     if (this.config.logging.enable_performance_logging) {
       this.hooks.log('info', `inference ${model}`, {

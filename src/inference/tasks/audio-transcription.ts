@@ -16,7 +16,7 @@ import { describe } from '../inputs/token-ids.js'
 import { readRawAudio, atRate, lengthAtRate } from '../inputs/audio-input.js'
 import { whisperLanguageCode } from '../inputs/whisper-languages.js'
 import { softmax, argmax } from '../inputs/softmax.js'
-import type { TaskHandler, LoadedModel } from './task-handler.js'
+import { loadParts, type TaskHandler, type LoadedModel } from './task-handler.js'
 
 interface AudioRequest {
   samples: Float32Array
@@ -56,7 +56,7 @@ export class AudioTranscriptionTask implements TaskHandler<AudioRequest> {
 
   async load (ctx: Parameters<TaskHandler['load']>[0]): ReturnType<TaskHandler['load']> {
     const Model = isSeq2Seq(ctx.config) ? AutoModelForSpeechSeq2Seq : AutoModelForCTC
-    const [model, processor, tokenizer] = await Promise.all([
+    const [model, processor, tokenizer] = await loadParts([
       Model.from_pretrained(ctx.dir, ctx.pretrained),
       AutoProcessor.from_pretrained(ctx.dir, { local_files_only: true }),
       AutoTokenizer.from_pretrained(ctx.dir, { local_files_only: true })

@@ -8,7 +8,7 @@ import { AutoModelForImageClassification, AutoProcessor, Tensor } from '@hugging
 import { asObject, optionalInt, rejectUnknownKeys } from '../inputs/options.js'
 import { readPixels, type PixelBatch } from '../inputs/pixel-values.js'
 import { softmax, argmax } from '../inputs/softmax.js'
-import type { TaskHandler, LoadedModel, RunContext } from './task-handler.js'
+import { loadParts, type TaskHandler, type LoadedModel, type RunContext } from './task-handler.js'
 
 interface ImageRequest {
   pixels: PixelBatch
@@ -22,7 +22,7 @@ export class ImageClassificationTask implements TaskHandler<ImageRequest> {
   readonly batchable = true
 
   async load (ctx: Parameters<TaskHandler['load']>[0]): ReturnType<TaskHandler['load']> {
-    const [model, processor] = await Promise.all([
+    const [model, processor] = await loadParts([
       AutoModelForImageClassification.from_pretrained(ctx.dir, ctx.pretrained),
       AutoProcessor.from_pretrained(ctx.dir, { local_files_only: true }).catch(() => undefined)
     ])

@@ -59,3 +59,17 @@ export interface TaskHandler<P = unknown> {
   /** A minimal input for warm-up, or undefined when the task cannot make one. */
   warmupInput?(model: LoadedModel): unknown
 }
+
+/**
+ * Awaits the parts of a model (its sessions, tokenizer, processor) loading side by side. When one
+ * fails, the parts that did load are disposed of before the error is thrown: with Promise.all a session
+ * would finish loading after the failure, reachable by nothing and held until the process ends, once
+ * per request that retries the broken model, and outside hardware.max_memory's accounting.
+ */
+export async function loadParts<T extends readonly unknown[]> (parts: readonly [...{ [K in keyof T]: Promise<T[K]> }]): Promise<T> {
+  const settled = await Promise.allSettled(parts)
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')
+  if (failed === undefined) return settled.map(s => (s as PromiseFulfilledResult<unknown>).value) as unknown as T
+  await Promise.allSettled(settled.map(async s => { if (s.status === 'fulfilled') await (s.value as AnyModel)?.dispose?.() }))
+  throw failed.reason
+}

@@ -12,7 +12,7 @@ import { AutoModel, AutoTokenizer, Tensor } from '@huggingface/transformers'
 import { ValidationError } from '../../errors.js'
 import { toIdRows, toMaskRows, toTokenTypeRows, checkIdRows, maxPositions } from '../inputs/token-ids.js'
 import { asObject, optionalBool, optionalEnum, rejectUnknownKeys } from '../inputs/options.js'
-import type { TaskHandler, LoadedModel, RunContext } from './task-handler.js'
+import { loadParts, type TaskHandler, type LoadedModel, type RunContext } from './task-handler.js'
 import { floatList, type FloatList } from '../protocol.js'
 
 export const POOLINGS = ['mean', 'cls', 'none'] as const
@@ -36,7 +36,7 @@ export class TextEmbeddingTask implements TaskHandler<EmbeddingRequest> {
   readonly batchable = true
 
   async load (ctx: Parameters<TaskHandler['load']>[0]): ReturnType<TaskHandler['load']> {
-    const [model, tokenizer] = await Promise.all([
+    const [model, tokenizer] = await loadParts([
       AutoModel.from_pretrained(ctx.dir, ctx.pretrained),
       AutoTokenizer.from_pretrained(ctx.dir, { local_files_only: true }).catch(() => undefined)
     ])

@@ -10,7 +10,7 @@ import { AutoModelForCausalLM, AutoTokenizer, InterruptableStoppingCriteria, Ten
 import { AbortError, ValidationError } from '../../errors.js'
 import { toIdRows, toMaskRows, checkIdRows, maxPositions } from '../inputs/token-ids.js'
 import { asObject, optionalBool, optionalInt, optionalNumber, rejectUnknownKeys } from '../inputs/options.js'
-import type { TaskHandler, LoadedModel, RunContext } from './task-handler.js'
+import { loadParts, type TaskHandler, type LoadedModel, type RunContext } from './task-handler.js'
 import { Semaphore } from '../semaphore.js'
 
 /** New tokens generated when neither the request nor `resources.models[...].max_length` says. */
@@ -45,7 +45,7 @@ export class TextGenerationTask implements TaskHandler<GenerationRequest> {
   readonly batchable = false
 
   async load (ctx: Parameters<TaskHandler['load']>[0]): ReturnType<TaskHandler['load']> {
-    const [model, tokenizer] = await Promise.all([
+    const [model, tokenizer] = await loadParts([
       AutoModelForCausalLM.from_pretrained(ctx.dir, ctx.pretrained),
       AutoTokenizer.from_pretrained(ctx.dir, { local_files_only: true })
     ])
@@ -105,7 +105,7 @@ export class TextGenerationTask implements TaskHandler<GenerationRequest> {
   async run (m: LoadedModel, items: GenerationRequest[], ctx: RunContext): Promise<Array<Record<string, unknown>>> {
     const out: Array<Record<string, unknown>> = []
     for (const req of items) {
-      out.push(req.doSample ? await samplingLock.run(async () => await this.generate(m, req, ctx)) : await this.generate(m, req, ctx))
+      out.push(req.doSample ? await samplingLock.run(async () => await this.generate(m, req, ctx), ctx.signal) : await this.generate(m, req, ctx))
     }
     return out
   }

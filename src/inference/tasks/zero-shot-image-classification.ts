@@ -10,7 +10,7 @@ import { asObject, rejectUnknownKeys } from '../inputs/options.js'
 import { toIdRows, checkIdRows, toMaskRows, maxPositions, describe } from '../inputs/token-ids.js'
 import { readPixels, type PixelBatch } from '../inputs/pixel-values.js'
 import { softmax } from '../inputs/softmax.js'
-import type { TaskHandler, LoadedModel } from './task-handler.js'
+import { loadParts, type TaskHandler, type LoadedModel } from './task-handler.js'
 
 /** The template candidate labels go into (`{}` is the label), as in transformers.js's pipeline. */
 export const DEFAULT_HYPOTHESIS_TEMPLATE = 'This is a photo of {}'
@@ -29,7 +29,7 @@ export class ZeroShotImageClassificationTask implements TaskHandler<ZeroShotRequ
   readonly batchable = false
 
   async load (ctx: Parameters<TaskHandler['load']>[0]): ReturnType<TaskHandler['load']> {
-    const [model, processor, tokenizer] = await Promise.all([
+    const [model, processor, tokenizer] = await loadParts([
       AutoModel.from_pretrained(ctx.dir, ctx.pretrained),
       AutoProcessor.from_pretrained(ctx.dir, { local_files_only: true }).catch(() => undefined),
       AutoTokenizer.from_pretrained(ctx.dir, { local_files_only: true }).catch(() => undefined)
