@@ -23,6 +23,8 @@ export interface PutOptions extends ProgressOptions {
   cidVersion?: 0 | 1
   /** Pin what was added (default true). */
   pin?: boolean
+  /** Compute the CID only (`ipfs add --only-hash`): nothing is stored or pinned. */
+  onlyHash?: boolean
 }
 
 export interface ContentStore {

@@ -74,6 +74,29 @@ export interface HeliaStoreInit {
 export interface AddDirectoryOptions extends ProgressOptions {
   cidVersion?: CidVersion
   pin?: boolean
+  /** Compute the CID only: nothing is stored or pinned. */
+  onlyHash?: boolean
+}
+
+/** One entry of `addEntries`: a file (with content) or a directory (without), at a relative path. */
+export interface AddEntry {
+  /** `a.txt`, `dir/b.txt`: `/`-separated, no `.`, `..` or empty segments. */
+  path: string
+  content?: AsyncIterable<Uint8Array>
+}
+
+/** An entry imported by `addEntries`: its path, CID and cumulative DAG size (Kubo's `Size`). */
+export interface AddedEntry {
+  path: string
+  cid: CID
+  size: bigint
+}
+
+export interface AddEntriesOptions extends PutOptions {
+  /** Wrap the entries in a directory (`ipfs add -w`): its CID is returned, with path ''. */
+  wrapWithDirectory?: boolean
+  /** Each file and directory as it is imported, the wrapping directory last. */
+  onEntry?: (entry: AddedEntry) => void
 }
 
 /** A pinned block gc could not read, so it deleted nothing (see `HeliaStore.gc`). */
@@ -326,6 +349,25 @@ export class HeliaStore implements ContentStore {
     return await this.importCandidates([{ path: '', content }], false, options, new ChunkPool(), bytes instanceof Uint8Array)
   }
 
+  /**
+   * Imports files and directories given by path (what `ipfs add` over the RPC API receives, part by
+   * part). Entries are asked for one at a time, and a file's content is read to its end before the next
+   * entry is asked for, so a source that can only produce them in order (a multipart body) works. The
+   * root is the wrapping directory with `wrapWithDirectory`, else the last top-level entry.
+   */
+  async addEntries (entries: Iterable<AddEntry> | AsyncIterable<AddEntry>, options: AddEntriesOptions = {}): Promise<CID> {
+    const checked = (async function * () {
+      for await (const entry of entries) {
+        const segments = entry.path.split('/')
+        if (entry.path === '' || segments.some(s => s === '' || s === '.' || s === '..')) {
+          throw ValidationError.field('path', `${JSON.stringify(entry.path)} is not a relative path (no empty, . or .. segments)`)
+        }
+        yield entry
+      }
+    })()
+    return await this.importCandidates(checked, options.wrapWithDirectory === true, { ...options, sequential: true }, new ChunkPool())
+  }
+
   /** Adds a file from disk, streamed (read straight into chunk buffers, a few reads ahead). */
   async addFile (file: string, options: PutOptions = {}): Promise<CID> {
     const stat = await fs.stat(file).catch((cause: unknown) => {
@@ -387,37 +429,63 @@ export class HeliaStore implements ContentStore {
     })()
   }
 
-  private async importCandidates (candidates: ImportCandidate[], directory: boolean, options: PutOptions, pool: ChunkPool, inputStays = false): Promise<CID> {
+  /**
+   * Runs the importer over `candidates` into the pack store (or nowhere, with `onlyHash`). `directory`:
+   * wrap them in a directory, whose CID is returned; otherwise the last top-level entry's. `sequential`:
+   * one file at a time, each read to its end before the next candidate is asked for.
+   */
+  private async importCandidates (candidates: ImportCandidate[] | AsyncIterable<ImportCandidate>, directory: boolean,
+    options: PutOptions & { sequential?: boolean, onEntry?: (entry: AddedEntry) => void }, pool: ChunkPool, inputStays = false): Promise<CID> {
     const blocks = await this.ensureOpen()
-    const pin = options.pin ?? true
+    const onlyHash = options.onlyHash === true
+    const pin = !onlyHash && (options.pin ?? true)
     const cidVersion = options.cidVersion ?? this.cidVersion
     if (cidVersion !== 0 && cidVersion !== 1) throw ValidationError.field('cidVersion', 'must be 0 or 1')
     const { importer } = await import('ipfs-unixfs-importer')
     const writes = new WriteBehind(blocks, WRITE_BEHIND_BLOCKS, pool)
     const signal = options.signal
-    const sink = {
-      async put (cid: CID, bytes: Uint8Array) {
-        throwIfAborted(signal, 'put')
-        await writes.put(cid, bytes)
-        return cid
-      },
-      async putParts (cid: CID, parts: Uint8Array[]) {
-        throwIfAborted(signal, 'put')
-        await writes.put(cid, parts)
-      }
-    }
+    const sink = onlyHash
+      ? {
+          // nothing is kept: the chunk buffers go back to the pool at once
+          async put (cid: CID, bytes: Uint8Array) { throwIfAborted(signal, 'put'); pool.release(bytes); return cid },
+          async putParts (_cid: CID, parts: Uint8Array[]) { throwIfAborted(signal, 'put'); for (const part of parts) pool.release(part) }
+        }
+      : {
+          async put (cid: CID, bytes: Uint8Array) {
+            throwIfAborted(signal, 'put')
+            await writes.put(cid, bytes)
+            return cid
+          },
+          async putParts (cid: CID, parts: Uint8Array[]) {
+            throwIfAborted(signal, 'put')
+            await writes.put(cid, parts)
+          }
+        }
     const release = await this.lock.read()
     try {
       let root: CID | undefined
-      const importOptions = { ...kuboImporterOptions(cidVersion, pool, inputStays), wrapWithDirectory: directory }
+      const importOptions = {
+        ...kuboImporterOptions(cidVersion, pool, inputStays),
+        wrapWithDirectory: directory,
+        ...(options.sequential === true ? { fileImportConcurrency: 1 } : {})
+      }
+      const source = directory && Array.isArray(candidates) && candidates.length === 0 ? [{ path: '' }] : candidates
       // eslint-disable-next-line @typescript-eslint/consistent-type-assertions
-      const entries = importer(directory && candidates.length === 0 ? [{ path: '' }] : candidates, sink as any, importOptions)
+      const entries = importer(source, sink as any, importOptions)
+      let any = false
       try {
         for await (const entry of entries) {
-          if (!directory || entry.path === '') root = entry.cid
+          any = true
+          options.onEntry?.({ path: entry.path ?? '', cid: entry.cid, size: entry.size })
+          if (directory ? entry.path === '' : !(entry.path ?? '').includes('/')) root = entry.cid
         }
       } finally {
         await writes.settle()
+      }
+      if (!any && directory && !Array.isArray(candidates)) throw ValidationError.field('content', 'nothing to import')
+      if (onlyHash) {
+        if (root === undefined) throw new ValidationError('nothing was imported', [{ path: 'content', message: 'empty import' }])
+        return root
       }
       await writes.flush()
       // the blocks' index records reach the file before the pin record and before the CID is returned

@@ -12,6 +12,7 @@
  * written as [header, view, trailer]). Each leaf is hashed once.
  */
 import { createHash } from 'node:crypto'
+import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { balanced } from 'ipfs-unixfs-importer/layout'
 import type { BufferImporter, ImporterOptions } from 'ipfs-unixfs-importer'
@@ -274,4 +275,11 @@ export async function referenceImporterOptions (cidVersion: CidVersion): Promise
     chunker: fixedSize({ chunkSize: KUBO_CHUNK_SIZE }),
     layout: balanced({ maxChildrenPerNode: KUBO_MAX_CHILDREN })
   }
+}
+
+/** The CID and block size of an empty UnixFS directory, as `ipfs add` makes it for this CID version. */
+export function emptyDirectory (cidVersion: CidVersion): { cid: CID, size: number } {
+  const block = dagPb.encode({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: [] })
+  const digest = Digest.create(SHA2_256_CODE, createHash('sha256').update(block).digest())
+  return { cid: cidVersion === 0 ? CID.createV0(digest) : CID.createV1(DAG_PB_CODE, digest), size: block.byteLength }
 }

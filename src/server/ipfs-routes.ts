@@ -27,6 +27,7 @@ import { resolveIpfsPath, walkDag, type BlockGetter } from '../content/unixfs-re
 import { NotAcceptable, RangeNotSatisfiable, byteRange, carEtag, carRequest, notModified, varyOnAccept, wantsFormat, type Query } from './gateway-request.js'
 import { entityBytesBlocks } from './entity-bytes.js'
 import { indirectPins, isPinnedRoot, pinTypeOf } from '../content/pin-listing.js'
+import { emptyDirectory } from '../content/unixfs-layout.js'
 
 export interface IpfsRouteDeps {
   /** Where blocks are read from (the embedded store's blockstore). */
@@ -360,6 +361,9 @@ function partName (filename: string | undefined): string {
   }
 }
 
+/** The path a nameless file is imported at (reported with its CID as name, as Kubo does). */
+const UNNAMED = 'file'
+
 /** The Kubo RPC commands served here (POST only). */
 const RPC_COMMANDS = ['add', 'cat', 'block/get', 'block/stat', 'block/put', 'dag/import', 'pin/add', 'pin/ls', 'pin/rm', 'id', 'version']
 
@@ -446,6 +450,7 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
     }
 
     api.post('/add', async (request, reply) => {
+      let sawFile = false
       try {
         const query = request.query as Query
         const cidVersion = query['cid-version'] === undefined || query['cid-version'] === '' ? 0 : Number(query['cid-version'])
@@ -453,31 +458,64 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
         if (flag(query, 'raw-leaves', cidVersion === 1) !== (cidVersion === 1)) throw ValidationError.field('raw-leaves', 'only Kubo\'s default for the CID version is supported (v0: false, v1: true)')
         if (query.chunker !== undefined && query.chunker !== '' && query.chunker !== 'size-262144') throw ValidationError.field('chunker', 'only size-262144 is supported')
         if (query.hash !== undefined && query.hash !== '' && query.hash !== 'sha2-256') throw ValidationError.field('hash', 'only sha2-256 is supported')
-        for (const unsupported of ['only-hash', 'wrap-with-directory', 'trickle', 'inline', 'nocopy']) {
+        for (const unsupported of ['trickle', 'inline', 'nocopy']) {
           if (flag(query, unsupported, false)) throw ValidationError.field(unsupported, 'is not supported')
         }
+        const onlyHash = flag(query, 'only-hash', false)
+        const wrap = flag(query, 'wrap-with-directory', false)
         const pin = flag(query, 'pin', true)
         const progress = flag(query, 'progress', false)
         if (!request.isMultipart()) throw ValidationError.field('file', 'expected a multipart/form-data body with a file')
         const lines: string[] = []
-        // errors reading the body (bad boundary, cut body, too many parts) are 400s, not internal errors
-        for await (const part of fromBody(() => request.parts())) {
-          if (part.type !== 'file') continue
-          if (part.mimetype === 'application/x-directory') throw ValidationError.field('file', 'directories are not supported by this add')
-          const name = partName(part.filename)
-          if (name.includes('/')) throw ValidationError.field('file', 'paths inside an add are not supported')
-          const cid = await deps.store.put(fromBody<Uint8Array>(() => part.file), {
-            cidVersion,
-            pin,
-            onProgress: progress ? p => { if (p.bytes > 0) lines.push(JSON.stringify({ Name: name, Bytes: p.bytes })) } : undefined
-          })
-          if (part.file.truncated) throw ValidationError.field('file', 'file too large')
-          lines.push(JSON.stringify({ Name: name === '' ? cid.toString() : name, Hash: cid.toString(), Size: String(cumulativeSize(cid, await getBlock(cid))) }))
+        const directories = new Set<string>()
+        const reported = new Set<string>()
+        // Parts become entries one at a time (a part's body is read to its end before the next part
+        // arrives): files with their content, directories (application/x-directory) as paths. A lone
+        // file without a name is named by its CID, as Kubo does.
+        const entries = (async function * () {
+          for await (const part of fromBody(() => request.parts())) {
+            if (part.type !== 'file') continue
+            sawFile = true
+            const name = partName(part.filename)
+            if (part.mimetype === 'application/x-directory') {
+              part.file.resume()
+              directories.add(name)
+              yield { path: name }
+              continue
+            }
+            let bytes = 0
+            const content = (async function * () {
+              for await (const chunk of fromBody<Uint8Array>(() => part.file)) {
+                bytes += chunk.byteLength
+                if (progress) lines.push(JSON.stringify({ Name: name, Bytes: bytes }))
+                yield chunk
+              }
+            })()
+            yield { path: name === '' ? UNNAMED : name, content }
+          }
+        })()
+        await deps.store.addEntries(entries, {
+          cidVersion,
+          pin,
+          onlyHash,
+          wrapWithDirectory: wrap,
+          onEntry: ({ path, cid, size }) => {
+            reported.add(path)
+            lines.push(JSON.stringify({ Name: path === UNNAMED ? cid.toString() : path, Hash: cid.toString(), Size: size.toString() }))
+          }
+        })
+        // The importer stores an empty directory but does not report it; Kubo does, before its parent.
+        const empty = emptyDirectory(cidVersion)
+        for (const dir of [...directories].filter(d => !reported.has(d))) {
+          const parent = dir.includes('/') ? dir.slice(0, dir.lastIndexOf('/')) : wrap ? '' : undefined
+          const at = parent === undefined ? -1 : lines.findIndex(l => (JSON.parse(l) as { Name: string, Hash?: string }).Name === parent && l.includes('"Hash"'))
+          lines.splice(at < 0 ? lines.length : at, 0, JSON.stringify({ Name: dir, Hash: empty.cid.toString(), Size: String(empty.size) }))
         }
-        if (lines.length === 0) throw ValidationError.field('file', 'no file in the request')
         return await reply.header('content-type', 'application/json').header('x-chunked-output', '1').send(lines.join('\n') + '\n')
       } catch (err) {
-        await sendRpcError(reply, err)
+        // an upload without a file part: the store found nothing to import
+        const empty = err instanceof ValidationError && err.context.field === 'content' && !sawFile
+        await sendRpcError(reply, empty ? ValidationError.field('file', 'no file in the request') : err)
       }
     })
 

@@ -196,6 +196,45 @@ describe('IPFS HTTP routes', () => {
       assert.match((await ipfs.version()).version, /ipfs-accelerate/)
     })
 
+    it('add: only-hash stores nothing; paths, directories and wrap-with-directory give the CIDs of a folder add', async () => {
+      const ipfs = create({ url: server.url })
+      const unique = seededBytes(600_000, 31)
+      const hashed = await ipfs.add(unique, { onlyHash: true })
+      assert.equal(await store.has(hashed.cid), false, 'only-hash stores nothing')
+      assert.equal((await ipfs.add(unique)).cid.toString(), hashed.cid.toString(), 'the same CID as a real add')
+
+      // the same tree on disk, added as a folder, is the reference
+      const folder = path.join(dir, 'tree')
+      await mkdir(path.join(folder, 'dir', 'sub'), { recursive: true })
+      await writeFile(path.join(folder, 'dir', 'a.txt'), 'file a')
+      await writeFile(path.join(folder, 'dir', 'sub', 'b.bin'), seededBytes(300_000, 32))
+      await mkdir(path.join(folder, 'dir', 'empty'))
+      const reference = await store.addDirectory(folder, { pin: false })
+      const entries = [
+        { path: 'dir/a.txt', content: Buffer.from('file a') },
+        { path: 'dir/sub/b.bin', content: seededBytes(300_000, 32) },
+        { path: 'dir/empty' }
+      ]
+      for (const onlyHash of [true, false]) {
+        const added: Array<{ path: string, cid: string }> = []
+        for await (const e of ipfs.addAll(entries, { wrapWithDirectory: true, onlyHash })) added.push({ path: e.path, cid: e.cid.toString() })
+        const wrapper = added.at(-1) as { path: string, cid: string }
+        assert.equal(wrapper.cid, reference.toString(), `onlyHash ${String(onlyHash)}: the wrapper is the folder's CID`)
+        const inner = (await store.resolve(reference, 'dir')).toString()
+        assert.equal(added.find(e => e.path === 'dir')?.cid, inner)
+        assert.equal(added.find(e => e.path === 'dir/a.txt')?.cid, (await store.resolve(reference, 'dir/a.txt')).toString())
+        // an empty directory is reported too (the importer does not), with its own CID
+        assert.equal(added.find(e => e.path === 'dir/empty')?.cid, (await store.resolve(reference, 'dir/empty')).toString())
+      }
+      assert.equal(await isPinnedRoot(store, reference), true, 'the real add pinned the wrapper')
+      // without wrapping, each top-level entry is its own root
+      const loose: string[] = []
+      for await (const e of ipfs.addAll([{ path: 'x.txt', content: HELLO }, { path: 'y.txt', content: Buffer.from('y') }])) loose.push(e.cid.toString())
+      assert.equal(loose[0], HELLO_V0)
+      assert.equal(loose.length, 2)
+      await assert.rejects(ipfs.add({ path: '../escape.txt', content: HELLO }), /not a relative path/)
+    })
+
     it('pin ls (all, recursive, indirect, by path) and pin rm, as Kubo answers them', async () => {
       const ipfs = create({ url: server.url })
       // a two-level file of CIDv1 raw leaves, pinned by its own add: its root is recursive, its leaves indirect

@@ -113,7 +113,8 @@ export function registerIpfs (program: Command): void {
     .argument('<path>', 'file, folder, or - for stdin')
     .option('--cid-version <version>', '0 (Kubo default) or 1 (raw leaves)', parseCidVersion)
     .option('--no-pin', 'do not pin what was added')
-    .action(async (target: string, opts: { cidVersion?: CidVersion, pin: boolean }, command: Command) => {
+    .option('-n, --only-hash', 'only compute the CID: store nothing')
+    .action(async (target: string, opts: { cidVersion?: CidVersion, pin: boolean, onlyHash?: boolean }, command: Command) => {
       const stdin = target === '-'
       const info = stdin ? undefined : await stat(target).catch((cause: unknown) => {
         throw ValidationError.field('path', `${target} cannot be read: ${(cause as Error).message}`, { file: target })
@@ -123,12 +124,13 @@ export function registerIpfs (program: Command): void {
         const reporter = progressReporter(false)
         try {
           const name = stdin ? 'stdin' : path.basename(path.resolve(target))
-          const options = { cidVersion: opts.cidVersion, pin: opts.pin, signal, onProgress: byteProgress(reporter, name) }
+          const onlyHash = opts.onlyHash === true
+          const options = { cidVersion: opts.cidVersion, pin: opts.pin, onlyHash, signal, onProgress: byteProgress(reporter, name) }
           const cid = stdin
             ? await store.put(process.stdin, options)
             : info?.isDirectory() === true ? await store.addDirectory(target, options) : await store.addFile(target, options)
           reporter?.stop()
-          await copyToKubo(store, config, cid, { signal, pin: opts.pin })
+          if (!onlyHash) await copyToKubo(store, config, cid, { signal, pin: opts.pin })
           process.stdout.write(`${cid.toString()}\n`)
         } finally {
           reporter?.stop()
