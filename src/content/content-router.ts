@@ -203,14 +203,14 @@ export class ContentRouter implements ContentStore {
   /** Adds to the embedded store, then copies what was added to the Kubo node when one is configured. */
   async put (bytes: Uint8Array | AsyncIterable<Uint8Array>, options: PutOptions = {}): Promise<CID> {
     const cid = await this.helia.put(bytes, options)
-    await this.replicate(cid, options)
+    if (options.onlyHash !== true) await this.replicate(cid, options)
     return cid
   }
 
   /** Imports a folder into the embedded store, then copies it to the Kubo node when one is configured. */
   async addDirectory (folder: string, options: PutOptions = {}): Promise<CID> {
     const cid = await this.helia.addDirectory(folder, options)
-    await this.replicate(cid, options)
+    if (options.onlyHash !== true) await this.replicate(cid, options)
     return cid
   }
 
