@@ -6,7 +6,7 @@
 import { resolveConfig, resolveMetadata, type ResolveOptions } from './config/resolve.js'
 import { ENDPOINT_TYPES, type ResourcesInit, type ResolvedConfig, type EndpointType, type Metadata } from './config/schema.js'
 import { parseSize } from './config/units.js'
-import { AbortError, ModelLoadError, ValidationError } from './errors.js'
+import { AbortError, ModelLoadError, ValidationError, toStorageError } from './errors.js'
 import { createLogger, componentLogger, type Logger } from './logging/logger.js'
 import { HardwareDetection } from './hardware/index.js'
 import { InferenceEngine, type RunOptions } from './inference/engine.js'
@@ -188,11 +188,11 @@ export class IpfsAccelerate {
     if (typeof useIpfs !== 'boolean') throw ValidationError.field('use_ipfs', `expected true or false, got ${describe(useIpfs)}`)
     if (!useIpfs) return await this.processAsync(model, input, 'auto')
     const type = this.checkCall(model, 'auto', input)
-    return await this.untilStopped(async () => {
+    return await this.untilStopped('accelerateInference', async () => {
       // A sampled generation without a seed is new every time: stored, never served from the store.
       if (!isRepeatable(input)) {
         const result = await this.processAsync(model, input, type)
-        const cid = await (await this.content()).put(new TextEncoder().encode(JSON.stringify(result)), { pin: true, signal: this.stopping.signal })
+        const cid = await (await this.router()).put(new TextEncoder().encode(JSON.stringify(result)), { pin: true, signal: this.stopping.signal })
         return { ...result, result_cid: cid.toString() }
       }
       const key = ResultCache.key(model, type, input)
@@ -207,6 +207,11 @@ export class IpfsAccelerate {
 
   /** The content stores (embedded Helia node, plus Kubo and gateways when configured), started on first use. */
   async content (): Promise<ContentRouter> {
+    return await this.untilStopped('content', async () => await this.router())
+  }
+
+  /** `content()` without the disk-failure conversion: the entry points that use it convert under their own name. */
+  private async router (): Promise<ContentRouter> {
     this.checkNotStopped()
     this.contentPromise ??= (async () => {
       await import('./content/polyfills.js')
@@ -228,7 +233,7 @@ export class IpfsAccelerate {
 
   private async resultStore (): Promise<ResultStore> {
     this.resultStorePromise ??= (async () => {
-      const router = await this.content()
+      const router = await this.router()
       const { ResultStore } = await import('./content/result-store.js')
       return new ResultStore(router, router.helia.repo, { logger: componentLogger(this.logger, 'content') })
     })()
@@ -238,8 +243,8 @@ export class IpfsAccelerate {
   /** Stores bytes in IPFS; returns the CID string (equal to Kubo's `ipfs add` for the same bytes). */
   async storeToIpfs (data: Uint8Array): Promise<string> {
     if (!(data instanceof Uint8Array)) throw ValidationError.field('data', `expected bytes (Uint8Array or Buffer), got ${describe(data)}`)
-    return await this.untilStopped(async () => {
-      const router = await this.content()
+    return await this.untilStopped('storeToIpfs', async () => {
+      const router = await this.router()
       return (await router.put(data, { pin: true, cidVersion: this.config.ipfs.cid_version, signal: this.stopping.signal })).toString()
     })
   }
@@ -249,7 +254,7 @@ export class IpfsAccelerate {
     if (typeof cid !== 'string') throw ValidationError.field('cid', `expected a CID string, got ${describe(cid)}`)
     const { parseIpfsPath } = await import('./content/cid.js')
     const ref = parseIpfsPath(cid) // a ValidationError before any I/O
-    return await this.untilStopped(async () => await (await this.content()).get(ref.path === '' ? ref.cid : cid, { signal: this.stopping.signal }))
+    return await this.untilStopped('queryIpfs', async () => await (await this.router()).get(ref.path === '' ? ref.cid : cid, { signal: this.stopping.signal }))
   }
 
   /**
@@ -258,9 +263,9 @@ export class IpfsAccelerate {
    */
   async publishModel (folderOrId: string, options: { onProgress?: (e: PackProgressEvent) => void } = {}): Promise<PublishedModel> {
     if (typeof folderOrId !== 'string' || folderOrId.trim() === '') throw ValidationError.field('model', 'expected a folder or a model id')
-    return await this.untilStopped(async () => {
+    return await this.untilStopped('publishModel', async () => {
       const dir = (await this.engine.load(folderOrId, 'auto')).dir
-      const router = await this.content()
+      const router = await this.router()
       const { publishModel } = await import('./content/model-pack.js')
       // Only a hub id is worth recording as the source: a local path would leak into the manifest and
       // make the same model's CID depend on where it sits on this machine.
@@ -284,8 +289,8 @@ export class IpfsAccelerate {
     // a cache folder that cannot be created is refused before anything is fetched, naming the input
     const cacheDir = options.cacheDir ?? this.config.hub.cache_dir
     if (cacheDir !== undefined) checkFolderPath(cacheDir, options.cacheDir !== undefined ? 'cacheDir' : 'hub.cache_dir')
-    return await this.untilStopped(async () => {
-      const router = await this.content()
+    return await this.untilStopped('pullModel', async () => {
+      const router = await this.router()
       // Fetch every block through the routed stores (verified, kept in the embedded store), then export;
       // the pack is pinned only once it has been checked to be a model (pullModel).
       await router.fetchAll(ref.cid, { signal: this.stopping.signal })
@@ -367,13 +372,15 @@ export class IpfsAccelerate {
   /**
    * Runs IPFS work; when `stop()` closed the stores under it, the caller learns that the instance was
    * stopped (AbortError, the store's own complaint as its cause) rather than a "blockstore is closed".
+   * A failure of the local disk (full, read-only, no permission...) becomes a StorageError naming
+   * `operation` here, once for every entry point, instead of at each of the many fs calls below.
    */
-  private async untilStopped<T> (work: () => Promise<T>): Promise<T> {
+  private async untilStopped<T> (operation: string, work: () => Promise<T>): Promise<T> {
     try {
       return await work()
     } catch (err) {
       if (this.stopped && !(err instanceof AbortError)) throw new AbortError('this IpfsAccelerate instance was stopped', { cause: err })
-      throw err
+      throw toStorageError(err, operation) ?? err
     }
   }
 

@@ -111,6 +111,16 @@ export class AbortError extends AccelerateError {
   readonly code = 'ERR_ABORTED'
 }
 
+/**
+ * The local disk under the IPFS repository or the model cache failed: full, over quota, read-only, not
+ * writable by this user, failing, or the process ran out of file descriptors. `context.code` is the
+ * errno code (`ENOSPC`, ...), `context.file` the path when the system call named one, `context.operation`
+ * what was being done (`storeToIpfs`, `ipfs add`).
+ */
+export class StorageError extends AccelerateError {
+  readonly code = 'ERR_STORAGE'
+}
+
 /** Every error class, by name: used by docs/errors.md's completeness test and to rebuild errors sent across a worker boundary. */
 export const errorClasses = {
   ValidationError,
@@ -122,7 +132,8 @@ export const errorClasses = {
   ContentVerificationError,
   NotFoundError,
   TimeoutError,
-  AbortError
+  AbortError,
+  StorageError
 } as const
 
 export type ErrorName = keyof typeof errorClasses
@@ -173,4 +184,44 @@ export function deserializeError (data: SerializedError): AccelerateError {
   }
   if (data.stack !== undefined) err.stack = data.stack
   return err
+}
+
+/**
+ * Errno codes that mean the local storage itself failed (what it means, what to do). ENOENT, EEXIST and
+ * the like are left out: they usually say something about the request (a wrong path), not the disk.
+ */
+const STORAGE_CODES: Record<string, { what: string, fix: string }> = {
+  ENOSPC: { what: 'no space left on the device', fix: 'free space on that disk, or move ipfs.repo / hub.cache_dir to a disk that has it' },
+  EDQUOT: { what: 'disk quota exceeded', fix: 'free space within the quota or have it raised' },
+  EFBIG: { what: 'file too large for the file system', fix: 'move ipfs.repo / hub.cache_dir to a file system that allows larger files' },
+  EIO: { what: 'input/output error', fix: 'the disk or file system is failing: check it (dmesg, fsck) before retrying' },
+  EROFS: { what: 'read-only file system', fix: 'remount it read-write, or point ipfs.repo / hub.cache_dir to a writable folder' },
+  EACCES: { what: 'permission denied', fix: 'give this user read and write access to the folder, or point ipfs.repo / hub.cache_dir elsewhere' },
+  EPERM: { what: 'operation not permitted', fix: 'give this user read and write access to the folder, or point ipfs.repo / hub.cache_dir elsewhere' },
+  EMFILE: { what: 'too many open files in this process', fix: 'raise the open-file limit (ulimit -n)' },
+  ENFILE: { what: 'too many open files on this system', fix: 'raise the system\'s open-file limit (fs.file-max) or close other programs' },
+  ENOTDIR: { what: 'a part of the path is a file, not a folder', fix: 'use a path whose parts are folders (check ipfs.repo / hub.cache_dir)' }
+}
+
+/** System calls of sockets and processes: an EACCES, EPERM or EMFILE from them is not about storage. */
+const NON_STORAGE_SYSCALLS = new Set(['connect', 'listen', 'bind', 'accept', 'socket', 'getaddrinfo', 'getnameinfo', 'spawn', 'kill'])
+
+/**
+ * A StorageError for an errno failure of the local disk (found on `err` or, for a foreign wrapper, its
+ * causes), with `err` as its cause; undefined for anything else, our own errors included. Called at the
+ * public boundaries (the API facade, the CLI) rather than at every fs call.
+ */
+export function toStorageError (err: unknown, operation: string): StorageError | undefined {
+  let at = err
+  for (let depth = 0; depth <= MAX_CAUSE_DEPTH && at instanceof Error && !(at instanceof AccelerateError); depth++, at = at.cause) {
+    const { code, syscall, path: file } = at as NodeJS.ErrnoException
+    const known = typeof code === 'string' ? STORAGE_CODES[code] : undefined
+    if (known === undefined || (syscall !== undefined && NON_STORAGE_SYSCALLS.has(syscall))) continue
+    const where = `${syscall === undefined ? '' : `, ${syscall}`}${file === undefined ? '' : ` ${file}`}`
+    return new StorageError(`${operation}: ${known.what} (${code}${where}): ${known.fix}`, {
+      cause: err,
+      context: { code, operation, ...(syscall === undefined ? {} : { syscall }), ...(file === undefined ? {} : { file }) }
+    })
+  }
+  return undefined
 }

@@ -36,6 +36,14 @@ const program = new Command()
   // the commands are added, which inherit it.
   .exitOverride()
 
+/** The command whose action runs (`ipfs add`): errors name it. */
+let running = program.name()
+program.hook('preAction', (_program, action) => {
+  const names: string[] = []
+  for (let c: Command | null = action; c !== null && c !== program; c = c.parent) names.unshift(c.name())
+  running = names.join(' ')
+})
+
 registerDemo(program)
 registerModels(program)
 registerHardware(program)
@@ -45,5 +53,5 @@ registerIpfs(program)
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Commander has already printed its message (or the help); only the exit code is left to choose.
   if (err instanceof CommanderError) process.exitCode = err.exitCode === 0 ? 0 : 2
-  else process.exitCode = reportError(err)
+  else process.exitCode = reportError(err, process.stderr, running)
 })

@@ -1,7 +1,12 @@
 /** Prints an error for a person (name, message, the field or file it concerns) and picks the exit code. */
-import { AccelerateError, ValidationError } from '../errors.js'
+import { AccelerateError, ValidationError, toStorageError } from '../errors.js'
 
-export function reportError (err: unknown, stream: NodeJS.WritableStream = process.stderr): number {
+/**
+ * `operation` names what was running (`ipfs add`). A failure of the local disk that no command turned
+ * into one of ours (a bare ENOSPC, EACCES...) is reported here, once for every command, as a StorageError.
+ */
+export function reportError (err: unknown, stream: NodeJS.WritableStream = process.stderr, operation = 'ipfs-accelerate'): number {
+  err = toStorageError(err, operation) ?? err
   if (err instanceof AccelerateError) {
     stream.write(`${err.name}: ${err.message}\n`)
     if (err instanceof ValidationError && err.issues.length > 1) {
