@@ -20,7 +20,7 @@ import * as dagPb from '@ipld/dag-pb'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { createHash } from 'node:crypto'
-import { AccelerateError, ValidationError } from '../errors.js'
+import { AccelerateError, ValidationError, toStorageError, type StorageError } from '../errors.js'
 import type { HeliaStore } from '../content/helia-store.js'
 import { DAG_PB_CODE, RAW_CODE, SHA2_256_CODE, assertSupportedCid, identityBytes, parseIpfsPath, verifyBlock } from '../content/cid.js'
 import { resolveIpfsPath, walkDag, type BlockGetter } from '../content/unixfs-reader.js'
@@ -82,6 +82,8 @@ function statusOf (err: unknown): number {
     case 'TimeoutError': return 504
     case 'ContentVerificationError': return 502
     case 'AbortError': return 503
+    // RFC 4918's 507: the server's disk is full; other disk failures are the server's (500)
+    case 'StorageError': return ['ENOSPC', 'EDQUOT'].includes(String((err as StorageError).context.code)) ? 507 : 500
     default: return 500
   }
 }
@@ -117,6 +119,7 @@ function clearHeaders (reply: FastifyReply): void {
 /** Sends `err` as `{ error: { name, message } }` (what the gateway and the standalone server answer). */
 export async function sendErrorBody (reply: FastifyReply, err: unknown): Promise<void> {
   if (reply.sent) { reply.raw.destroy(); return }
+  err = toStorageError(err, `${reply.request.method} ${reply.request.url.split('?')[0]}`) ?? err
   clearHeaders(reply)
   closeIfBodyUnread(reply)
   // RFC 9110 15.5.17: a 416 says how long the file is
@@ -294,6 +297,8 @@ function closeIfBodyUnread (reply: FastifyReply): void {
 
 async function sendRpcError (reply: FastifyReply, err: unknown): Promise<void> {
   if (reply.sent) { reply.raw.destroy(); return }
+  // a failing disk says so (as a StorageError), rather than "internal error"
+  err = toStorageError(err, reply.request.url.split('?')[0]) ?? err
   closeIfBodyUnread(reply)
   const status = statusOf(err)
   let message = err instanceof RpcFailure ? err.message : publicMessage(err)

@@ -13,6 +13,7 @@ import path from 'node:path'
 import { IpfsAccelerate, IpfsConnectionError, StorageError, toStorageError } from '../../src/index.js'
 import { HeliaStore } from '../../src/content/helia-store.js'
 import { publishModel } from '../../src/content/model-pack.js'
+import { createIpfsServer } from '../../src/server/create-ipfs-server.js'
 import { errnoError, faultsUnsupported, injectFaults, type FaultRule } from '../content/fault-fs.js'
 import { seededBytes } from '../content/seeded-bytes.js'
 
@@ -95,6 +96,34 @@ describe('the API on a full or failing disk', { skip: faultsUnsupported }, () =>
       }
     })
   }
+
+  it('the RPC API and the gateway answer a failing disk with a StorageError (507 for a full one on the gateway\'s error shape)', async () => {
+    const repo = path.join(home, 'rpc')
+    const store = new HeliaStore({ repo })
+    const server = await createIpfsServer({ store })
+    try {
+      const packs = path.join(repo, 'packs')
+      await withFaults(({ op, file }) => op !== 'writeFile' && file.startsWith(packs) ? { fail: 'ENOSPC' } : undefined, async () => {
+        const form = new FormData()
+        form.append('file', new Blob([Buffer.from(seededBytes(1 << 20, 3))]), 'f')
+        const res = await fetch(`${server.url}/api/v0/add`, { method: 'POST', body: form })
+        assert.equal(res.status, 500) // Kubo's status for any failure
+        const body = await res.json() as { Message: string }
+        assert.match(body.Message, /^\/api\/v0\/add: no space left on the device \(ENOSPC/)
+      })
+      const { sendErrorBody } = await import('../../src/server/ipfs-routes.js')
+      const Fastify = (await import('fastify')).default
+      const app = Fastify()
+      app.get('/x', async (_request, reply) => { await sendErrorBody(reply, errnoError('ENOSPC', 'write')) })
+      const res = await app.inject({ method: 'GET', url: '/x' })
+      assert.equal(res.statusCode, 507)
+      assert.equal(res.json().error.name, 'StorageError')
+      await app.close()
+    } finally {
+      await server.close()
+      await store.stop()
+    }
+  })
 
   it('pullModel (and initEndpoints pulling an ipfs:// model) onto a full cache disk throws StorageError and leaves the cache as it was', async () => {
     const repo = path.join(home, 'pull')
