@@ -292,9 +292,10 @@ export class IpfsAccelerate {
     return await this.untilStopped('pullModel', async () => {
       const router = await this.router()
       // Fetch every block through the routed stores (verified, kept in the embedded store), then export;
-      // the pack is pinned only once it has been checked to be a model (pullModel).
-      await router.fetchAll(ref.cid, { signal: this.stopping.signal })
-      const { pullModel } = await import('./content/model-pack.js')
+      // the pack is pinned only once it has been checked to be a model (pullModel). A pack already
+      // complete in the cache is returned as it is: its blocks are not walked again.
+      const { isPulled, pullModel } = await import('./content/model-pack.js')
+      if (isPulled(ref.cid, cacheDir) === undefined) await router.fetchAll(ref.cid, { signal: this.stopping.signal })
       return await pullModel(router.helia, ref.cid, { ...options, cacheDir })
     })
   }

@@ -126,6 +126,25 @@ describe('IpfsAccelerate with IPFS', () => {
       await acc.stop()
     }
   })
+  it('pullModel of a pack already complete in the cache returns it without walking its blocks again', async () => {
+    const acc = make()
+    try {
+      const cacheDir = join(home, 'pulled-once')
+      const { cid } = await acc.publishModel(models.dir('bert'))
+      const first = await acc.pullModel(cid, { cacheDir })
+      assert.equal(first.cached, false)
+      // the store no longer has the pack: only the cached folder can answer
+      const router = await acc.content()
+      await router.unpin(cid)
+      await router.gc()
+      const second = await acc.pullModel(cid, { cacheDir })
+      assert.equal(second.cached, true)
+      assert.equal(second.dir, first.dir)
+    } finally {
+      await acc.stop()
+    }
+  })
+
   it('pullModel refuses a cacheDir that cannot be a folder, naming cacheDir, before fetching anything', async () => {
     // a gateway that counts its requests: the refusal must come before any of them
     let requests = 0
