@@ -14,6 +14,7 @@ import type { AbortOptions, ContentStore, ProgressOptions } from './content-stor
 import { identityBytes, verifyBlock } from './cid.js'
 import { abortReason, collectBytes, throwIfAborted } from './async-utils.js'
 import { blockLinks, readUnixfsFile, resolveIpfsPath, statUnixfs, type BlockGetter, type DagBlock, type ReadFileOptions } from './unixfs-reader.js'
+import { limitCarSections } from './car-limits.js'
 import { resolveNetwork, withRetry, type NetworkInit, type ResolvedNetwork } from './retry.js'
 
 /** Where verified blocks fetched from the network are kept (e.g. `HeliaStore.blockstore`). */
@@ -233,7 +234,8 @@ export class GatewayStore implements ContentStore {
         timer = setTimeout(() => { idle = true; controller.abort() }, timeoutMs)
       }
       const { CarBlockIterator } = await import('@ipld/car/iterator')
-      const blocks = await CarBlockIterator.fromIterable((async function * () {
+      // a section over Kubo's block limit is refused before it is buffered (the gateway is not trusted)
+      const blocks = await CarBlockIterator.fromIterable(limitCarSections((async function * () {
         // only the wait for the network counts, not the time the consumer takes
         const chunks = body[Symbol.asyncIterator]()
         while (true) {
@@ -243,7 +245,7 @@ export class GatewayStore implements ContentStore {
           if (next.done === true) return
           yield next.value
         }
-      })())
+      })(), { source: `${this.name} ${this.url}` }))
       const roots = await blocks.getRoots()
       if (roots.length === 0 || !roots[0].equals(cid)) {
         throw new ContentVerificationError(`${this.name} sent a CAR for ${roots[0]?.toString() ?? 'nothing'} instead of ${cid.toString()}`, { context: { cid: cid.toString(), store: this.name } })

@@ -20,7 +20,7 @@ import * as dagPb from '@ipld/dag-pb'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { createHash } from 'node:crypto'
-import { AccelerateError, ValidationError, toStorageError, type StorageError } from '../errors.js'
+import { AccelerateError, ContentVerificationError, ValidationError, toStorageError, type StorageError } from '../errors.js'
 import type { HeliaStore } from '../content/helia-store.js'
 import { DAG_PB_CODE, RAW_CODE, SHA2_256_CODE, assertSupportedCid, identityBytes, parseIpfsPath, verifyBlock } from '../content/cid.js'
 import { resolveIpfsPath, walkDag, type BlockGetter } from '../content/unixfs-reader.js'
@@ -28,6 +28,7 @@ import { NotAcceptable, RangeNotSatisfiable, byteRange, carEtag, carRequest, not
 import { entityBytesBlocks } from './entity-bytes.js'
 import { indirectPins, isPinnedRoot, pinTypeOf } from '../content/pin-listing.js'
 import { emptyDirectory } from '../content/unixfs-layout.js'
+import { MAX_CAR_SECTION_BYTES, limitCarSections } from '../content/car-limits.js'
 
 export interface IpfsRouteDeps {
   /** Where blocks are read from (the embedded store's blockstore). */
@@ -383,8 +384,9 @@ class RpcFailure extends Error {
   }
 }
 
-/** A body that is not a CAR v1 (no or a bad header) as a ValidationError; our own errors as they are. */
+/** A body that is not a CAR v1 (no or a bad header, a section over the limit) as a ValidationError. */
 function notACar (err: unknown): unknown {
+  if (err instanceof ContentVerificationError) return ValidationError.field('file', err.message)
   if (err instanceof AccelerateError) return err
   return ValidationError.field('file', `not a CAR v1: ${(err as Error)?.message ?? String(err)}`)
 }
@@ -631,7 +633,9 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
           files++
           // blocks are verified and stored as they arrive (a bad one fails the request; those before it
           // stay unpinned, for gc), so a CAR of any size streams through
-          const car = await CarBlockIterator.fromIterable(fromBody<Uint8Array>(() => part.file)).catch((err: unknown) => { throw notACar(err) })
+          // a section over the block limit is refused before it is buffered
+          const bounded = limitCarSections(fromBody<Uint8Array>(() => part.file), { maxSection: limit + MAX_CAR_SECTION_BYTES - MAX_BLOCK_PUT_BYTES, source: 'the upload' })
+          const car = await CarBlockIterator.fromIterable(bounded).catch((err: unknown) => { throw notACar(err) })
           for (const root of await car.getRoots()) if (!roots.some(r => r.equals(root))) roots.push(root)
           for await (const block of carBlocks(car)) {
             assertSupportedCid(block.cid, 'file')

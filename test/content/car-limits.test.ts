@@ -1,0 +1,103 @@
+/**
+ * CAR framing limits: a section (or header) claiming more bytes than a block may have is refused as its
+ * length is read, before anything is buffered, whether the CAR comes from a gateway or an upload.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { limitCarSections } from '../../src/content/car-limits.js'
+import { carBytes } from '../../src/content/car-stream.js'
+import { collectBytes } from '../../src/content/async-utils.js'
+import { GatewayStore } from '../../src/content/gateway-store.js'
+import { startBackend } from './network-harness.js'
+
+/** An unsigned LEB128 varint, as CAR framing writes lengths. */
+function varint (n: number): number[] {
+  const out: number[] = []
+  while (n >= 0x80) {
+    out.push((n % 0x80) | 0x80)
+    n = Math.floor(n / 0x80)
+  }
+  out.push(n)
+  return out
+}
+
+async function rawBlock (text: string): Promise<{ cid: CID, bytes: Uint8Array }> {
+  const bytes = new TextEncoder().encode(text)
+  return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
+}
+
+/** A CAR header for `root`, then one section claiming `claimed` bytes, then zeros for ever (never buffered whole). */
+async function * hostileCar (root: CID, claimed: number, piece = 7): AsyncGenerator<Uint8Array> {
+  const header = await collectBytes(carBytes(root, async function * () {}))
+  yield header
+  const length = Uint8Array.from(varint(claimed))
+  // the length split across chunks, as a network may deliver it
+  for (let i = 0; i < length.byteLength; i += 2) yield length.subarray(i, i + 2)
+  while (true) yield new Uint8Array(piece)
+}
+
+describe('CAR section limits', () => {
+  it('passes a well-formed CAR through unchanged', async () => {
+    const block = await rawBlock('within the limits')
+    const car = await collectBytes(carBytes(block.cid, async function * () { yield block }))
+    const pieces = [car.subarray(0, 5), car.subarray(5, 40), car.subarray(40)]
+    assert.deepEqual(await collectBytes(limitCarSections((async function * () { yield * pieces })())), car)
+  })
+
+  it('refuses a section claiming more than the limit as soon as its length is read', async () => {
+    const { cid } = await rawBlock('x')
+    await assert.rejects(collectBytes(limitCarSections(hostileCar(cid, 3 * 1024 ** 3), { source: 'test' })),
+      (err: Error) => err.name === 'ContentVerificationError' && /section of at least \d+ bytes from test is over the limit of 2097408 bytes/.test(err.message))
+    // a header over its own limit
+    const huge = (async function * () { yield Uint8Array.from(varint(1 << 20)); while (true) yield new Uint8Array(64) })()
+    await assert.rejects(collectBytes(limitCarSections(huge)), /CAR header of at least \d+ bytes is over the limit/)
+  })
+
+  it('a gateway sending a section over the block limit gets a ContentVerificationError, not an unbounded buffer', async () => {
+    const { cid } = await rawBlock('asked for')
+    let sent = 0
+    const server = createServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/vnd.ipld.car; version=1' })
+      const source = hostileCar(cid, 1024 ** 3, 64 * 1024)
+      const pump = async (): Promise<void> => {
+        for await (const chunk of source) {
+          if (response.destroyed) return
+          sent += chunk.byteLength
+          if (!response.write(chunk)) await new Promise(resolve => response.once('drain', resolve))
+        }
+      }
+      void pump().catch(() => {})
+    })
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const store = new GatewayStore({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, timeoutMs: 5_000, retries: 0 })
+      await assert.rejects(async () => { for await (const _ of store.fetchDag(cid)) { /* drain */ } }, { name: 'ContentVerificationError' })
+      // the client stopped reading at the length, not after buffering the gigabyte it announced
+      assert.ok(sent < 64 * 1024 * 1024, `the gateway got to send ${sent} bytes`)
+    } finally {
+      server.closeAllConnections()
+      await new Promise(resolve => server.close(resolve))
+    }
+  })
+
+  it('dag/import refuses an upload whose section is over the limit (400)', async () => {
+    const backend = await startBackend()
+    try {
+      const { cid } = await rawBlock('x')
+      const header = await collectBytes(carBytes(cid, async function * () {}))
+      const body = new Uint8Array([...header, ...varint(3 * 1024 * 1024), ...new Uint8Array(64)])
+      const form = new FormData()
+      form.append('file', new Blob([Buffer.from(body)]), 'big.car')
+      const res = await fetch(`${backend.server.url}/api/v0/dag/import`, { method: 'POST', body: form })
+      assert.equal(res.status, 400)
+      assert.match((await res.json()).Message, /over the limit/)
+    } finally {
+      await backend.close()
+    }
+  })
+})
