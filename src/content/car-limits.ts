@@ -5,9 +5,10 @@
  * (each section's varint length) and fails as soon as one is over its limit, having buffered nothing.
  */
 import { ContentVerificationError } from '../errors.js'
+import { MAX_BLOCK_BYTES } from './bounded-body.js'
 
 /** Kubo's largest block (bitswap's limit), plus room for the CID in front of it. */
-export const MAX_CAR_SECTION_BYTES = 2 * 1024 * 1024 + 256
+export const MAX_CAR_SECTION_BYTES = MAX_BLOCK_BYTES + 256
 /** A CAR v1 header is a small dag-cbor map (version and roots). */
 export const MAX_CAR_HEADER_BYTES = 64 * 1024
 

@@ -15,6 +15,7 @@ import { identityBytes, verifyBlock } from './cid.js'
 import { abortReason, collectBytes, throwIfAborted } from './async-utils.js'
 import { blockLinks, readUnixfsFile, resolveIpfsPath, statUnixfs, type BlockGetter, type DagBlock, type ReadFileOptions } from './unixfs-reader.js'
 import { limitCarSections } from './car-limits.js'
+import { MAX_BLOCK_BYTES, boundedBody, discardBody } from './bounded-body.js'
 import { resolveNetwork, withRetry, type NetworkInit, type ResolvedNetwork } from './retry.js'
 
 /** Where verified blocks fetched from the network are kept (e.g. `HeliaStore.blockstore`). */
@@ -53,7 +54,7 @@ export function gatewayBase (url: string): string {
 export async function probeLocalGateway (url = DEFAULT_LOCAL_GATEWAY, timeoutMs = DEFAULT_PROBE_TIMEOUT_MS): Promise<boolean> {
   try {
     const res = await fetch(`${gatewayBase(url)}/ipfs/${PROBE_CID}`, { signal: AbortSignal.timeout(timeoutMs) })
-    await res.arrayBuffer().catch(() => {})
+    await discardBody(res)
     return res.status === 200
   } catch {
     return false
@@ -109,14 +110,15 @@ export class GatewayStore implements ContentStore {
     const bytes = await withRetry(`GET ${url}`, this.where(), this.net, options.signal, async (signal) => {
       const res = await fetch(url, { headers: { accept: 'application/vnd.ipld.raw' }, signal })
       if (res.status === 404 || res.status === 410) {
-        await res.arrayBuffer().catch(() => {})
+        await discardBody(res)
         throw new NotFoundError(`${this.name} at ${this.url} has no block ${cid.toString()}`, { context: { cid: cid.toString(), store: this.name } })
       }
       if (!res.ok) {
-        await res.arrayBuffer().catch(() => {})
+        await discardBody(res)
         throw new HttpStatusError(res.status, `HTTP ${res.status} ${res.statusText}`)
       }
-      return new Uint8Array(await res.arrayBuffer())
+      // an identity-free block is at most Kubo's block limit: more is refused before it is all read
+      return await boundedBody(res, MAX_BLOCK_BYTES, `GET ${url}`)
     })
     this.verify(cid, bytes, `${this.name} ${this.url}`)
     await this.cache?.putBlock(cid, bytes)
@@ -219,11 +221,11 @@ export class GatewayStore implements ContentStore {
           attemptSignal.removeEventListener('abort', onDeadline)
         }
         if (r.status === 404 || r.status === 410) {
-          await r.arrayBuffer().catch(() => {})
+          await discardBody(r)
           throw new NotFoundError(`${this.name} at ${this.url} has no ${cid.toString()}`, { context: { cid: cid.toString(), store: this.name } })
         }
         if (!r.ok || r.body === null) {
-          await r.arrayBuffer().catch(() => {})
+          await discardBody(r)
           throw new HttpStatusError(r.status, `HTTP ${r.status} ${r.statusText}`)
         }
         return r

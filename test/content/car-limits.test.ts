@@ -85,6 +85,36 @@ describe('CAR section limits', () => {
     }
   })
 
+  it('a raw block answer larger than a block can be is refused before it is all read, declared or not', async () => {
+    const { cid } = await rawBlock('a block')
+    let sent = 0
+    const server = createServer((request, response) => {
+      // one answer declares a length it never finishes sending; the other streams without a length, for ever
+      const declared = request.url?.includes('declared') === true
+      response.writeHead(200, { 'content-type': 'application/vnd.ipld.raw', ...(declared ? { 'content-length': String(3 * 1024 ** 3) } : {}) })
+      const pump = async (): Promise<void> => {
+        while (!response.destroyed) {
+          sent += 64 * 1024
+          if (!response.write(new Uint8Array(64 * 1024))) await new Promise(resolve => response.once('drain', resolve))
+        }
+      }
+      void pump().catch(() => {})
+    })
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+      for (const url of [`${base}/declared`, base]) {
+        sent = 0
+        const store = new GatewayStore({ url, timeoutMs: 5_000, retries: 0 })
+        await assert.rejects(store.getBlock(cid), (err: Error) => err.name === 'ContentVerificationError' && /more than 2097152 bytes/.test(err.message))
+        assert.ok(sent < 64 * 1024 * 1024, `${url}: the gateway got to send ${sent} bytes`)
+      }
+    } finally {
+      server.closeAllConnections()
+      await new Promise(resolve => server.close(resolve))
+    }
+  })
+
   it('dag/import refuses an upload whose section is over the limit (400)', async () => {
     const backend = await startBackend()
     try {
