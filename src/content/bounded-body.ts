@@ -1,7 +1,8 @@
 /**
- * Reading HTTP bodies from a gateway, which is not trusted: a block's body is refused past the largest
- * block there can be (a hostile or broken gateway could send gigabytes for one CID), and the body of an
- * answer we do not use (a 404, a 500) is read only a little, for the connection's sake, then dropped.
+ * Reading HTTP bodies from servers that are not trusted (a gateway, an image URL in a request): a body is
+ * refused past the most it can sensibly hold (for a gateway, the largest block there can be: a hostile or
+ * broken one could send gigabytes for one CID), and the body of an answer we do not use (a 404, a 500) is
+ * read only a little, for the connection's sake, then dropped.
  */
 import { ContentVerificationError } from '../errors.js'
 
@@ -10,12 +11,15 @@ export const MAX_BLOCK_BYTES = 2 * 1024 * 1024
 /** What is read of an unused body before the connection is given up instead. */
 const DISCARD_BYTES = 64 * 1024
 
-/** The whole body, or a ContentVerificationError as soon as it is known to exceed `max` bytes. */
-export async function boundedBody (res: Response, max: number, what: string): Promise<Uint8Array> {
+/**
+ * The whole body, or, as soon as it is known to exceed `max` bytes (declared or read), the error
+ * `tooLarge` makes (by default a ContentVerificationError naming `what`); the rest is not read.
+ */
+export async function boundedBody (res: Response, max: number, what: string, tooLarge: (size: number) => Error = size => blockTooLarge(size, max, what)): Promise<Uint8Array> {
   const declared = Number(res.headers.get('content-length') ?? Number.NaN)
   if (declared > max) {
     await res.body?.cancel().catch(() => {})
-    throw tooLarge(declared, max, what)
+    throw tooLarge(declared)
   }
   const chunks: Uint8Array[] = []
   let total = 0
@@ -26,7 +30,7 @@ export async function boundedBody (res: Response, max: number, what: string): Pr
       const { done, value } = await reader.read()
       if (done) break
       total += value.byteLength
-      if (total > max) throw tooLarge(total, max, what)
+      if (total > max) throw tooLarge(total)
       chunks.push(value)
     }
   } catch (err) {
@@ -53,6 +57,6 @@ export async function discardBody (res: Response): Promise<void> {
   }
 }
 
-function tooLarge (size: number, max: number, what: string): ContentVerificationError {
+function blockTooLarge (size: number, max: number, what: string): ContentVerificationError {
   return new ContentVerificationError(`${what}: the answer has more than ${max} bytes (${size} at least), more than a block can hold`, { context: { limit: max } })
 }

@@ -12,7 +12,7 @@ import { AutoModelForCausalLM, AutoTokenizer, env, type Tensor } from '@huggingf
 import { IpfsAccelerate } from '../../src/accelerator.js'
 import { ValidationError } from '../../src/errors.js'
 import { encodeWav } from '../../src/inference/audio/wav.js'
-import { readImageBytes } from '../../src/inference/inputs/pixel-values.js'
+import { MAX_IMAGE_BYTES, readImageBytes } from '../../src/inference/inputs/pixel-values.js'
 import { tinyModels, type TinyModels } from '../helpers/tiny-models.js'
 
 /** A [C, H, W] image as nested lists. */
@@ -159,9 +159,17 @@ describe('input handling per task', () => {
     describe('image URLs', () => {
       let server: Server
       let base: string
+      let sent = 0
       before(async () => {
         server = createServer((req, res) => {
           if (req.url === '/silent') return // never answers
+          if (req.url === '/endless') {
+            // an answer that never ends: bytes as fast as the client takes them
+            res.writeHead(200, { 'content-type': 'image/png' })
+            const pump = (): void => { while (!res.destroyed && res.write(new Uint8Array(64 * 1024))) sent += 64 * 1024; if (!res.destroyed) res.once('drain', pump) }
+            pump()
+            return
+          }
           res.writeHead(200, { 'content-type': 'image/png' })
           res.write(new Uint8Array(16)) // headers and a little body, then nothing more
         })
@@ -171,6 +179,15 @@ describe('input handling per task', () => {
       after(() => {
         server.closeAllConnections()
         server.close()
+      })
+
+      it('refuses an image over its size limit, from a URL (before reading it all) or a file', async () => {
+        await assert.rejects(readImageBytes(`${base}/endless`, 20_000, 1024 * 1024), /the image has more than 1048576 bytes/)
+        assert.ok(sent < 64 * 1024 * 1024, `the server got to send ${sent} bytes`)
+        const file = join(models.root, 'big-image.bin')
+        writeFileSync(file, new Uint8Array(2 * 1024 * 1024))
+        await assert.rejects(readImageBytes(file, 20_000, 1024 * 1024), /the image has more than 1048576 bytes \(2097152/)
+        assert.equal(MAX_IMAGE_BYTES, 100 * 1024 * 1024)
       })
 
       it('gives up on a server that does not answer, or stops sending, instead of waiting for minutes', async () => {

@@ -4,9 +4,10 @@
  * image processor. Shapes are checked against the model's config and non-finite values are refused.
  */
 import { RawImage, Tensor } from '@huggingface/transformers'
-import { readFile } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import { ValidationError } from '../../errors.js'
 import { describe } from './token-ids.js'
+import { boundedBody, discardBody } from '../../content/bounded-body.js'
 import type { LoadedModel } from '../tasks/task-handler.js'
 
 export interface PixelBatch {
@@ -117,13 +118,27 @@ export function toPixelBatch (value: unknown, m: LoadedModel, field = 'pixel_val
  */
 export const IMAGE_FETCH_TIMEOUT_MS = 30_000
 
-/** The bytes of an image file path or http(s) URL. */
-export async function readImageBytes (location: string, timeoutMs = IMAGE_FETCH_TIMEOUT_MS): Promise<Uint8Array> {
-  if (!/^https?:\/\//i.test(location)) return await readFile(location)
+/**
+ * Largest image file read (a path or a URL's body): far above any photo or scan a vision model takes,
+ * and it keeps a URL that answers with gigabytes from filling the worker's memory.
+ */
+export const MAX_IMAGE_BYTES = 100 * 1024 * 1024
+
+/** The bytes of an image file path or http(s) URL (at most `MAX_IMAGE_BYTES`). */
+export async function readImageBytes (location: string, timeoutMs = IMAGE_FETCH_TIMEOUT_MS, maxBytes = MAX_IMAGE_BYTES): Promise<Uint8Array> {
+  const tooLarge = (size: number): Error => new Error(`the image has more than ${maxBytes} bytes (${size} at least)`)
+  if (!/^https?:\/\//i.test(location)) {
+    const { size } = await stat(location)
+    if (size > maxBytes) throw tooLarge(size)
+    return await readFile(location)
+  }
   try {
     const response = await fetch(location, { signal: AbortSignal.timeout(timeoutMs) })
-    if (!response.ok) throw new Error(`HTTP ${response.status} ${response.statusText}`)
-    return new Uint8Array(await response.arrayBuffer())
+    if (!response.ok) {
+      await discardBody(response)
+      throw new Error(`HTTP ${response.status} ${response.statusText}`)
+    }
+    return await boundedBody(response, maxBytes, location, tooLarge)
   } catch (cause) {
     if ((cause as Error).name !== 'TimeoutError') throw cause
     throw new Error(`no complete response within ${timeoutMs / 1000} s`, { cause })
