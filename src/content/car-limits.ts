@@ -9,6 +9,12 @@ import { MAX_BLOCK_BYTES } from './bounded-body.js'
 
 /** Kubo's largest block (bitswap's limit), plus room for the CID in front of it. */
 export const MAX_CAR_SECTION_BYTES = MAX_BLOCK_BYTES + 256
+/**
+ * The largest section read even when big blocks are allowed (`dag/import?allow-big-block=true`): go-car's
+ * MaxAllowedSectionSize, past which Kubo's own `dag import` refuses a section. Without it an upload could
+ * announce gigabytes and have them buffered.
+ */
+export const MAX_BIG_CAR_SECTION_BYTES = 32 * 1024 * 1024
 /** A CAR v1 header is a small dag-cbor map (version and roots). */
 export const MAX_CAR_HEADER_BYTES = 64 * 1024
 

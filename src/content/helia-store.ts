@@ -353,7 +353,8 @@ export class HeliaStore implements ContentStore {
    * Imports files and directories given by path (what `ipfs add` over the RPC API receives, part by
    * part). Entries are asked for one at a time, and a file's content is read to its end before the next
    * entry is asked for, so a source that can only produce them in order (a multipart body) works. The
-   * root is the wrapping directory with `wrapWithDirectory`, else the last top-level entry.
+   * root is the wrapping directory with `wrapWithDirectory`, else the last top-level entry; with `pin`,
+   * every top-level entry is pinned, as Kubo's `add` pins each.
    */
   async addEntries (entries: Iterable<AddEntry> | AsyncIterable<AddEntry>, options: AddEntriesOptions = {}): Promise<CID> {
     const checked = (async function * () {
@@ -431,7 +432,8 @@ export class HeliaStore implements ContentStore {
 
   /**
    * Runs the importer over `candidates` into the pack store (or nowhere, with `onlyHash`). `directory`:
-   * wrap them in a directory, whose CID is returned; otherwise the last top-level entry's. `sequential`:
+   * wrap them in a directory, whose CID is returned (and pinned); otherwise the last top-level entry's
+   * (every top-level entry is pinned). `sequential`:
    * one file at a time, each read to its end before the next candidate is asked for.
    */
   private async importCandidates (candidates: ImportCandidate[] | AsyncIterable<ImportCandidate>, directory: boolean,
@@ -473,11 +475,17 @@ export class HeliaStore implements ContentStore {
       // eslint-disable-next-line @typescript-eslint/consistent-type-assertions
       const entries = importer(source, sink as any, importOptions)
       let any = false
+      // Unwrapped, every top-level entry is a root of its own: Kubo's `add` pins each one (`a.txt b.txt`
+      // pins both), and an entry left unpinned here would be reported as added and then lost to a gc.
+      const tops = new Map<string, CID>()
       try {
         for await (const entry of entries) {
           any = true
           options.onEntry?.({ path: entry.path ?? '', cid: entry.cid, size: entry.size })
-          if (directory ? entry.path === '' : !(entry.path ?? '').includes('/')) root = entry.cid
+          if (directory ? entry.path === '' : !(entry.path ?? '').includes('/')) {
+            root = entry.cid
+            if (!directory) tops.set(entry.cid.toV1().toString(), entry.cid)
+          }
         }
       } finally {
         await writes.settle()
@@ -491,8 +499,10 @@ export class HeliaStore implements ContentStore {
       // the blocks' index records reach the file before the pin record and before the CID is returned
       await blocks.flush()
       if (root === undefined) throw new ValidationError('nothing was imported', [{ path: 'content', message: 'empty import' }])
-      // every block was just written: the pin is one record, nothing is walked
-      if (pin) await this.pinUnlocked(root, undefined, { ...options, complete: true })
+      // every block was just written: each pin is one record, nothing is walked
+      if (pin) {
+        for (const top of directory ? [root] : tops.values()) await this.pinUnlocked(top, undefined, { ...options, complete: true })
+      }
       this.log.debug({ cid: root.toString(), pinned: pin }, 'imported')
       return root
     } finally {

@@ -176,30 +176,46 @@ export class KuboStore implements ContentStore {
   /**
    * `dag/import` of the CAR `car()` makes, pinning `root` (Kubo's `pin-roots`) unless `pin` is false. The
    * CAR is made again for each attempt; `timeoutMs` bounds a stall of the upload, not its length. Kubo
-   * reporting the root's pin as failed (blocks missing from the CAR) is an IpfsConnectionError.
+   * reporting the root's pin as failed (blocks missing from the CAR) is an IpfsConnectionError; `car()`
+   * failing (the embedded store lacks or cannot read a block) is that error, at once.
    */
   async importDag (root: CID, car: () => AsyncIterable<Uint8Array>, options: AbortOptions & { pin?: boolean } = {}): Promise<void> {
     const client = await this.rpc()
     const pin = options.pin ?? true
-    await withRetry(`dag/import ${root.toString()}`, this.where(), this.net, options.signal, async (signal, touch) => {
-      const moving = (async function * () {
-        for await (const chunk of car()) {
-          touch()
-          yield chunk
+    // The CAR failing to be made here (a block missing or corrupt in the embedded store) makes the client
+    // abort the upload; that failure, not the aborted request, is the error, and it is not sent again.
+    let local: { err: unknown } | undefined
+    try {
+      await withRetry(`dag/import ${root.toString()}`, this.where(), this.net, options.signal, async (signal, touch) => {
+        const moving = (async function * () {
+          try {
+            for await (const chunk of car()) {
+              touch()
+              yield chunk
+            }
+          } catch (err) {
+            local = { err }
+            throw err
+          }
+        })()
+        let rootSeen = false
+        try {
+          for await (const { root: r } of client.dag.import(moving, { pinRoots: pin, signal })) {
+            if (!r.cid.equals(root)) continue
+            rootSeen = true
+            if (r.pinErrorMsg !== undefined && r.pinErrorMsg !== '') throw new Error(`pinning ${root.toString()} failed: ${r.pinErrorMsg}`)
+          }
+        } catch (err) {
+          // a ValidationError is final: withRetry gives up at once, and the local error is thrown below
+          if (local !== undefined) throw ValidationError.field('car', 'the CAR could not be made')
+          throw this.translate(err, root)
         }
-      })()
-      let rootSeen = false
-      try {
-        for await (const { root: r } of client.dag.import(moving, { pinRoots: pin, signal })) {
-          if (!r.cid.equals(root)) continue
-          rootSeen = true
-          if (r.pinErrorMsg !== undefined && r.pinErrorMsg !== '') throw new Error(`pinning ${root.toString()} failed: ${r.pinErrorMsg}`)
-        }
-      } catch (err) {
-        throw this.translate(err, root)
-      }
-      if (pin && !rootSeen) throw new Error(`dag/import did not report the root ${root.toString()}`)
-    })
+        if (pin && !rootSeen) throw new Error(`dag/import did not report the root ${root.toString()}`)
+      })
+    } catch (err) {
+      if (local !== undefined) throw local.err
+      throw err
+    }
     this.log.debug({ cid: root.toString(), pinned: pin }, 'imported a DAG')
   }
 

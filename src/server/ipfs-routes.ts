@@ -28,7 +28,7 @@ import { NotAcceptable, RangeNotSatisfiable, byteRange, carEtag, carRequest, not
 import { entityBytesBlocks } from './entity-bytes.js'
 import { indirectPins, isPinnedRoot, pinTypeOf } from '../content/pin-listing.js'
 import { emptyDirectory } from '../content/unixfs-layout.js'
-import { MAX_CAR_SECTION_BYTES, limitCarSections } from '../content/car-limits.js'
+import { MAX_BIG_CAR_SECTION_BYTES, MAX_CAR_SECTION_BYTES, limitCarSections } from '../content/car-limits.js'
 
 export interface IpfsRouteDeps {
   /** Where blocks are read from (the embedded store's blockstore). */
@@ -476,6 +476,9 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
         const lines: string[] = []
         const directories = new Set<string>()
         const reported = new Set<string>()
+        // whether a part came without a name (imported as UNNAMED): only then is UNNAMED reported by its CID,
+        // never a file that is really called `file`
+        let nameless = false
         // Parts become entries one at a time (a part's body is read to its end before the next part
         // arrives): files with their content, directories (application/x-directory) as paths. A lone
         // file without a name is named by its CID, as Kubo does.
@@ -498,6 +501,7 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
                 yield chunk
               }
             })()
+            if (name === '') nameless = true
             yield { path: name === '' ? UNNAMED : name, content }
           }
         })()
@@ -508,7 +512,7 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
           wrapWithDirectory: wrap,
           onEntry: ({ path, cid, size }) => {
             reported.add(path)
-            lines.push(JSON.stringify({ Name: path === UNNAMED ? cid.toString() : path, Hash: cid.toString(), Size: size.toString() }))
+            lines.push(JSON.stringify({ Name: nameless && path === UNNAMED ? cid.toString() : path, Hash: cid.toString(), Size: size.toString() }))
           }
         })
         // The importer stores an empty directory but does not report it; Kubo does, before its parent.
@@ -595,7 +599,8 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
         if (query.mhlen !== undefined && query.mhlen !== '-1' && query.mhlen !== '32') throw ValidationError.field('mhlen', 'only 32 is supported')
         const version = format === 'v0' ? 0 : query.version === '0' ? 0 : 1
         if (version === 0 && code !== DAG_PB_CODE) throw ValidationError.field('format', 'CIDv0 blocks must be dag-pb')
-        const limit = flag(query, 'allow-big-block', false) ? Number.MAX_SAFE_INTEGER : MAX_BLOCK_PUT_BYTES
+        // a block is held whole in memory to be hashed: even a big one is bounded (as dag/import's sections)
+        const limit = flag(query, 'allow-big-block', false) ? MAX_BIG_CAR_SECTION_BYTES : MAX_BLOCK_PUT_BYTES
         if (!request.isMultipart()) throw ValidationError.field('file', 'expected a multipart/form-data body with a file')
         const part = await request.file().catch((err: unknown) => { throw badBody(err) })
         if (part === undefined) throw ValidationError.field('file', 'no file in the request')
@@ -623,7 +628,10 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
       try {
         const query = request.query as Query
         const pinRoots = flag(query, 'pin-roots', true)
-        const limit = flag(query, 'allow-big-block', false) ? Number.MAX_SAFE_INTEGER : MAX_BLOCK_PUT_BYTES
+        const allowBig = flag(query, 'allow-big-block', false)
+        const limit = allowBig ? Number.MAX_SAFE_INTEGER : MAX_BLOCK_PUT_BYTES
+        // a big block is still bounded by the section limit (go-car's), so no length is buffered unchecked
+        const maxSection = allowBig ? MAX_BIG_CAR_SECTION_BYTES : limit + MAX_CAR_SECTION_BYTES - MAX_BLOCK_PUT_BYTES
         if (!request.isMultipart()) throw ValidationError.field('file', 'expected a multipart/form-data body with a CAR file')
         const { CarBlockIterator } = await import('@ipld/car/iterator')
         const roots: CID[] = []
@@ -634,7 +642,7 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
           // blocks are verified and stored as they arrive (a bad one fails the request; those before it
           // stay unpinned, for gc), so a CAR of any size streams through
           // a section over the block limit is refused before it is buffered
-          const bounded = limitCarSections(fromBody<Uint8Array>(() => part.file), { maxSection: limit + MAX_CAR_SECTION_BYTES - MAX_BLOCK_PUT_BYTES, source: 'the upload' })
+          const bounded = limitCarSections(fromBody<Uint8Array>(() => part.file), { maxSection, source: 'the upload' })
           const car = await CarBlockIterator.fromIterable(bounded).catch((err: unknown) => { throw notACar(err) })
           for (const root of await car.getRoots()) if (!roots.some(r => r.equals(root))) roots.push(root)
           for await (const block of carBlocks(car)) {

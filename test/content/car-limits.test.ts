@@ -115,6 +115,36 @@ describe('CAR section limits', () => {
     }
   })
 
+  it('dag/import with allow-big-block still refuses a section over go-car\'s 32 MiB before buffering it', async () => {
+    const backend = await startBackend()
+    try {
+      const { cid } = await rawBlock('x')
+      const header = await collectBytes(carBytes(cid, async function * () {}))
+      // announces 1 GiB; only a few bytes follow, so a reader that waited for them would see a cut CAR instead
+      const body = new Uint8Array([...header, ...varint(1024 ** 3), ...new Uint8Array(64)])
+      const form = new FormData()
+      form.append('file', new Blob([Buffer.from(body)]), 'big.car')
+      const res = await fetch(`${backend.server.url}/api/v0/dag/import?allow-big-block=true`, { method: 'POST', body: form })
+      assert.equal(res.status, 400)
+      assert.match((await res.json()).Message, /over the limit of 33554432 bytes/)
+    } finally {
+      await backend.close()
+    }
+  })
+
+  it('block/put with allow-big-block still bounds the block it reads into memory (32 MiB)', async () => {
+    const backend = await startBackend()
+    try {
+      const form = new FormData()
+      form.append('file', new Blob([new Uint8Array(33 * 1024 * 1024)]), 'big')
+      const res = await fetch(`${backend.server.url}/api/v0/block/put?allow-big-block=true`, { method: 'POST', body: form })
+      assert.equal(res.status, 400)
+      assert.match((await res.json()).Message, /over 33554432 bytes/)
+    } finally {
+      await backend.close()
+    }
+  })
+
   it('dag/import refuses an upload whose section is over the limit (400)', async () => {
     const backend = await startBackend()
     try {

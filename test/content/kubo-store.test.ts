@@ -2,6 +2,7 @@ import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { CID } from 'multiformats/cid'
 import { KuboStore } from '../../src/content/kubo-store.js'
+import { NotFoundError } from '../../src/errors.js'
 import { runStoreCompliance, HELLO, HELLO_V0, HELLO_V1, missingCid } from './store-compliance.js'
 import { startBackend, startCorruptingServer, startSilentServer, closedPortUrl, type Backend } from './network-harness.js'
 import { seededBytes, seededChunks } from './seeded-bytes.js'
@@ -100,6 +101,21 @@ describe('KuboStore', () => {
     await assert.rejects(once.importDag(partial, () => carBytes(partial, stop => walkDag(partial, async c => await backend.cache.getBlock(c), { signal: stop, scope: 'block' }))),
       (err: Error) => err.name === 'IpfsConnectionError' && /pinning .* failed/.test(err.message))
     assert.equal(await backend.store.isPinned(partial), false)
+  })
+
+  it('importDag: a CAR that cannot be made here (a block missing locally) is that error, not a retried Kubo failure', async () => {
+    const root = await backend.cache.put(seededBytes(1000, 25), { pin: false, cidVersion: 1 })
+    const header = await collectBytes(carBytes(root, async function * () {}))
+    let made = 0
+    const failing = (): AsyncIterable<Uint8Array> => (async function * () {
+      made++
+      yield header
+      throw new NotFoundError(`block ${root.toString()} is not in the local store`)
+    })()
+    const retrying = new KuboStore({ url: backend.server.url, retries: 2, backoffMs: 1 })
+    await assert.rejects(retrying.importDag(root, failing), (err: Error) => err.name === 'NotFoundError' && /not in the local store/.test(err.message))
+    assert.equal(made, 1, 'not sent again: sending again cannot bring the block')
+    assert.equal(await backend.store.isPinned(root), false)
   })
 
   it('dag/import refuses a CAR that is not one, or whose block does not match its CID, and pins nothing', async () => {

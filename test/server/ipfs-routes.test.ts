@@ -235,6 +235,29 @@ describe('IPFS HTTP routes', () => {
       await assert.rejects(ipfs.add({ path: '../escape.txt', content: HELLO }), /not a relative path/)
     })
 
+    it('add without wrapping pins every top-level entry (Kubo adds and pins each), not only the last', async () => {
+      const ipfs = create({ url: server.url })
+      const added = new Map<string, CID>()
+      const entries = [
+        { path: 'first.txt', content: seededBytes(5000, 61) },
+        { path: 'folder/inner.txt', content: seededBytes(5000, 62) },
+        { path: 'last.txt', content: seededBytes(5000, 63) }
+      ]
+      for await (const e of ipfs.addAll(entries)) added.set(e.path, e.cid)
+      for (const top of ['first.txt', 'folder', 'last.txt']) {
+        assert.equal(await isPinnedRoot(store, added.get(top) as CID), true, `${top} is pinned`)
+      }
+      assert.equal(await isPinnedRoot(store, added.get('folder/inner.txt') as CID), false, 'a file in a folder is held by the folder\'s pin')
+    })
+
+    it('add reports a file named "file" by its name; only a nameless one is named by its CID', async () => {
+      const ipfs = create({ url: server.url })
+      const named = await ipfs.add({ path: 'file', content: seededBytes(100, 64) })
+      assert.equal(named.path, 'file')
+      const nameless = await ipfs.add(seededBytes(100, 65))
+      assert.equal(nameless.path, nameless.cid.toString())
+    })
+
     it('pin ls (all, recursive, indirect, by path) and pin rm, as Kubo answers them', async () => {
       const ipfs = create({ url: server.url })
       // a two-level file of CIDv1 raw leaves, pinned by its own add: its root is recursive, its leaves indirect
