@@ -26,8 +26,13 @@ export interface GpuDevice {
 }
 
 export type CpuStatus = Availability & {
-  /** Logical cores this process may use (`os.availableParallelism()`). */
+  /**
+   * Cores this process may use: `os.availableParallelism()`, lowered to a Linux cgroup's CPU quota (a
+   * container's `--cpus`) when there is one. The default of `hardware.threads`.
+   */
   cores: number
+  /** The cgroup CPU quota in CPUs' worth of time (`1.5`), when the process runs under one. */
+  cpu_quota?: number
   model: string
   arch: string
   /** Installed RAM, e.g. `"16GB"`. */

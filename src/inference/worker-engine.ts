@@ -62,7 +62,8 @@ export class WorkerEngine {
     this.semaphore = new Semaphore(config.performance.parallel_requests)
     this.loader = new ModelLoader(config, hardware, {
       log: hooks.log,
-      threads: config.hardware.threads ?? availableParallelism(),
+      // the probe's count: a container's CPU quota lowers it (os.availableParallelism() ignores quotas)
+      threads: config.hardware.threads ?? (hardware.cpu.cores >= 1 ? hardware.cpu.cores : availableParallelism()),
       // Called synchronously by the budget: unloadSlot drops the entry before its first await.
       evict: async id => {
         const slot = this.slots.get(id)

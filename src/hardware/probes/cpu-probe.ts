@@ -5,6 +5,7 @@
  */
 import { availability, formatMemory, type CpuStatus } from '../hardware-report.js'
 import { exec, missingBackendReason, ortHasBackend, readText, type Probe, type ProbeContext } from '../probe-context.js'
+import { cgroupCpuQuota, coresUnderQuota } from './cpu-quota.js'
 
 /** x86 `/proc/cpuinfo` flags worth reporting, under their Linux names. */
 export const X86_SIMD_FLAGS = [
@@ -80,9 +81,11 @@ export function * probeCpu (ctx: ProbeContext): Probe<CpuStatus> {
   const problems: string[] = []
   if (!ortHasBackend(ctx, 'cpu')) problems.push(missingBackendReason(ctx, 'cpu', 'CPU'))
   if (env.availableParallelism < 1) problems.push('no CPU cores are available to this process')
+  const quota = env.platform === 'linux' ? cgroupCpuQuota(ctx) : undefined
   return {
     ...availability(problems),
-    cores: env.availableParallelism,
+    cores: coresUnderQuota(env.availableParallelism, quota),
+    ...(quota === undefined ? {} : { cpu_quota: Math.round(quota * 100) / 100 }),
     model: cpus[0]?.model.trim() ?? 'unknown',
     arch: env.arch,
     memory_total: formatMemory(env.totalMemory),

@@ -37,6 +37,40 @@ describe('CPU probe', () => {
     assert.equal(cpu.simd.avx512f, true)
   })
 
+  it('lowers cores to a container\'s cgroup CPU quota (v2, the lowest along the path; v1), and reports the quota', async () => {
+    const cores = async (files: Record<string, string>): Promise<{ cores: number, quota?: number }> => {
+      const machine = await FakeSystem.create()
+      try {
+        for (const [file, text] of Object.entries(files)) await machine.file(file, text)
+        const cpu = new HardwareDetection({ environment: machine.environment({ availableParallelism: 64 }) }).detectAllHardware().cpu
+        return { cores: cpu.cores, quota: cpu.cpu_quota }
+      } finally {
+        await machine.cleanup()
+      }
+    }
+    // docker --cpus=2 (cgroup v2, the container's namespace: its own cgroup is the root)
+    assert.deepEqual(await cores({ '/proc/self/cgroup': '0::/\n', '/sys/fs/cgroup/cpu.max': '200000 100000\n' }), { cores: 2, quota: 2 })
+    // a nested cgroup: the lowest limit along the path counts
+    assert.deepEqual(await cores({
+      '/proc/self/cgroup': '0::/kubepods/pod1/ctr\n',
+      '/sys/fs/cgroup/cpu.max': 'max 100000\n',
+      '/sys/fs/cgroup/kubepods/cpu.max': '800000 100000\n',
+      '/sys/fs/cgroup/kubepods/pod1/ctr/cpu.max': '150000 100000\n'
+    }), { cores: 1, quota: 1.5 })
+    // cgroup v1
+    assert.deepEqual(await cores({
+      '/proc/self/cgroup': '4:cpu,cpuacct:/docker/abc\n',
+      '/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us': '400000\n',
+      '/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us': '100000\n'
+    }), { cores: 4, quota: 4 })
+    // no limit (max, -1) or nothing readable: all the cores
+    assert.deepEqual(await cores({ '/proc/self/cgroup': '0::/\n', '/sys/fs/cgroup/cpu.max': 'max 100000\n' }), { cores: 64, quota: undefined })
+    assert.deepEqual(await cores({ '/proc/self/cgroup': '1:cpu:/\n', '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '-1\n', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000\n' }), { cores: 64, quota: undefined })
+    assert.deepEqual(await cores({}), { cores: 64, quota: undefined })
+    // a quota above the cores the process may run on changes nothing
+    assert.deepEqual(await cores({ '/proc/self/cgroup': '0::/\n', '/sys/fs/cgroup/cpu.max': '12800000 100000\n' }), { cores: 64, quota: 128 })
+  })
+
   it('is unavailable, with the reason, when the onnxruntime binding cannot load', () => {
     const report = new HardwareDetection({
       environment: sys.environment({ ortBackends: () => { throw new Error('libonnxruntime.so.1: cannot open shared object file') } })
