@@ -40,9 +40,10 @@ function fourcc (view: DataView, offset: number): string {
 /**
  * Decodes a WAV file: integer PCM of 8, 16, 24 or 32 bits and IEEE float of 32 or 64 bits, plain or
  * WAVE_FORMAT_EXTENSIBLE, any number of channels (averaged to mono).
- * @throws ValidationError (field `audio`) naming what is wrong with a malformed or unsupported file.
+ * @throws ValidationError (field `audio`) naming what is wrong with a malformed or unsupported file, or
+ * when it holds more than `maxSeconds` of audio.
  */
-export function decodeWav (bytes: Uint8Array): DecodedWav {
+export function decodeWav (bytes: Uint8Array, { maxSeconds }: { maxSeconds?: number } = {}): DecodedWav {
   if (!(bytes instanceof Uint8Array)) throw ValidationError.field('audio', 'expected the bytes of a WAV file (Uint8Array)')
   if (bytes.byteLength < 12) throw bad(`${bytes.byteLength} bytes is too short for a RIFF header`)
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -77,6 +78,11 @@ export function decodeWav (bytes: Uint8Array): DecodedWav {
   }
   if (format === undefined) throw bad('no fmt chunk')
   if (data === undefined) throw bad('no data chunk')
+  // Checked from the header, before decoding makes a float copy of the samples: that copy is what the limit bounds.
+  const seconds = Math.floor(data.byteLength / format.blockAlign) / format.sampleRate
+  if (maxSeconds !== undefined && seconds > maxSeconds) {
+    throw ValidationError.field('audio', `holds ${seconds.toFixed(1)} s of audio; at most ${maxSeconds} s are transcribed per request`, { seconds, limit: maxSeconds })
+  }
   return { samples: toMono(data, format), sampleRate: format.sampleRate, channels: format.channels }
 }
 

@@ -2,12 +2,14 @@
  * Audio inputs: `input_values` (a list, a [1, T] nested list or a Float32Array) with an optional
  * `sampling_rate`, or a WAV file (path or bytes). Audio at another rate is resampled to the model's
  * rate. Without `sampling_rate`, raw samples are taken to be at the model's rate (the seed's own
- * example passes none); a rate that is not a positive integer in [1 kHz, 384 kHz] is refused.
+ * example passes none); a rate that is not a positive integer in [1 kHz, 384 kHz] is refused, and so is
+ * audio longer than MAX_AUDIO_SECONDS (2 h), before it is resampled or a WAV file's samples are decoded.
  */
 import { readFile } from 'node:fs/promises'
 import { ValidationError } from '../../errors.js'
 import { decodeWav } from '../audio/wav.js'
 import { resample } from '../audio/resample.js'
+import { MAX_AUDIO_SECONDS } from '../audio/chunks.js'
 import { describe } from './token-ids.js'
 
 export const MIN_SAMPLING_RATE = 1_000
@@ -54,8 +56,9 @@ export interface RawAudio {
 }
 
 /**
- * Mono samples at the rate they were given at (`sampling_rate`, the WAV header, else `defaultRate`).
- * Resampling is left to `atRate`, so that a caller can refuse audio that is too long first.
+ * Mono samples at the rate they were given at (`sampling_rate`, the WAV header, else `defaultRate`),
+ * at most MAX_AUDIO_SECONDS of them. Resampling is left to `atRate`, so that a caller can refuse other
+ * input first.
  */
 export async function readRawAudio (obj: Record<string, unknown>, defaultRate: number): Promise<RawAudio> {
   if (obj.input_values !== undefined) {
@@ -63,6 +66,10 @@ export async function readRawAudio (obj: Record<string, unknown>, defaultRate: n
     if (obj.audio !== undefined) throw ValidationError.field('audio', 'give either input_values or audio, not both')
     const samples = toSamples(obj.input_values, 'input_values')
     const rate = obj.sampling_rate === undefined ? defaultRate : checkSamplingRate(obj.sampling_rate)
+    const seconds = samples.length / rate
+    if (seconds > MAX_AUDIO_SECONDS) {
+      throw ValidationError.field('input_values', `holds ${seconds.toFixed(1)} s of audio; at most ${MAX_AUDIO_SECONDS} s are transcribed per request`, { seconds, limit: MAX_AUDIO_SECONDS })
+    }
     return { samples, rate, field: 'input_values' }
   }
   if (obj.audio !== undefined) {
@@ -75,7 +82,7 @@ export async function readRawAudio (obj: Record<string, unknown>, defaultRate: n
       }
     } else if (obj.audio instanceof Uint8Array) bytes = obj.audio
     else throw ValidationError.field('audio', `expected a WAV file path or its bytes, got ${describe(obj.audio)}`)
-    const wav = decodeWav(bytes)
+    const wav = decodeWav(bytes, { maxSeconds: MAX_AUDIO_SECONDS })
     checkSamplingRate(wav.sampleRate, 'audio.sampling_rate')
     // The header says the rate; a different `sampling_rate` beside it is a mistake, not an override.
     if (obj.sampling_rate !== undefined && checkSamplingRate(obj.sampling_rate) !== wav.sampleRate) {
@@ -85,11 +92,6 @@ export async function readRawAudio (obj: Record<string, unknown>, defaultRate: n
     return { samples: wav.samples, rate: wav.sampleRate, field: 'audio' }
   }
   throw ValidationError.field('input_values', 'is missing (or pass audio)')
-}
-
-/** How many samples `audio` has at `targetRate` (what `atRate` returns), without resampling it. */
-export function lengthAtRate (audio: RawAudio, targetRate: number): number {
-  return audio.rate === targetRate ? audio.samples.length : Math.ceil(audio.samples.length * targetRate / audio.rate)
 }
 
 /** The samples at `targetRate`, resampled when they are at another one. */
