@@ -413,12 +413,6 @@ function argList (query: Query): string[] {
   return args.filter(a => a !== '')
 }
 
-/** The DAG size Kubo reports for a root: its block plus the sizes its links declare. */
-function cumulativeSize (cid: CID, bytes: Uint8Array): number {
-  if (cid.code !== DAG_PB_CODE) return bytes.byteLength
-  return dagPb.decode(bytes).Links.reduce((n, l) => n + (l.Tsize ?? 0), bytes.byteLength)
-}
-
 function argCid (query: Query): ReturnType<typeof parseIpfsPath> {
   const arg = query.arg
   if (arg === undefined || arg === '') throw ValidationError.field('arg', 'argument "ipfs-path" is required')

@@ -13,7 +13,7 @@ import type { CID } from 'multiformats/cid'
 import { HeliaStore } from '../../src/content/helia-store.js'
 import { publishModel, pullModel } from '../../src/content/model-pack.js'
 import { seededBytes } from './seeded-bytes.js'
-import { faultsUnsupported, injectFaults, type FaultRule } from './fault-fs.js'
+import { faultsUnsupported, withFaults } from './fault-fs.js'
 
 async function pinsOf (store: HeliaStore): Promise<string[]> {
   const out: string[] = []
@@ -23,15 +23,6 @@ async function pinsOf (store: HeliaStore): Promise<string[]> {
 
 async function same (store: HeliaStore, cid: CID, bytes: Uint8Array): Promise<void> {
   assert.ok(Buffer.from(await store.get(cid)).equals(Buffer.from(bytes)), `${cid.toString()} reads back wrong`)
-}
-
-async function withFaults<T> (rule: FaultRule, fn: () => Promise<T>): Promise<T> {
-  const restore = await injectFaults(rule)
-  try {
-    return await fn()
-  } finally {
-    restore()
-  }
 }
 
 describe('the embedded store on a full or failing disk', { skip: faultsUnsupported }, () => {

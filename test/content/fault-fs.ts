@@ -64,3 +64,13 @@ export async function injectFaults (rule: FaultRule): Promise<() => void> {
   proto.writeFile = wrap('writeFile', async () => { throw errnoError('ENOSPC', 'writeFile') })
   return () => Object.assign(proto, original)
 }
+
+/** Runs `fn` with `rule` applied to this process's writes, restored after it whatever it does. */
+export async function withFaults<T> (rule: FaultRule, fn: () => Promise<T>): Promise<T> {
+  const restore = await injectFaults(rule)
+  try {
+    return await fn()
+  } finally {
+    restore()
+  }
+}

@@ -14,17 +14,8 @@ import { IpfsAccelerate, IpfsConnectionError, StorageError, toStorageError } fro
 import { HeliaStore } from '../../src/content/helia-store.js'
 import { publishModel } from '../../src/content/model-pack.js'
 import { createIpfsServer } from '../../src/server/create-ipfs-server.js'
-import { errnoError, faultsUnsupported, injectFaults, type FaultRule } from '../content/fault-fs.js'
+import { errnoError, faultsUnsupported, withFaults } from '../content/fault-fs.js'
 import { seededBytes } from '../content/seeded-bytes.js'
-
-async function withFaults<T> (rule: FaultRule, fn: () => Promise<T>): Promise<T> {
-  const restore = await injectFaults(rule)
-  try {
-    return await fn()
-  } finally {
-    restore()
-  }
-}
 
 /** A StorageError with `code` in its context, raised by `operation`, the errno error as its cause. */
 function storageError (code: string, operation: string) {

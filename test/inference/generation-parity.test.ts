@@ -7,10 +7,11 @@ import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { cpSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { AutoModelForCausalLM, AutoTokenizer, Tensor, env, pipeline } from '@huggingface/transformers'
+import { AutoModelForCausalLM, AutoTokenizer, Tensor, env, pipeline, random } from '@huggingface/transformers'
 import { IpfsAccelerate } from '../../src/accelerator.js'
 import { ValidationError } from '../../src/errors.js'
-import { ContinuationText, NucleusFilter } from '../../src/inference/tasks/text-generation.js'
+import { ContinuationText, NucleusFilter, TextGenerationTask } from '../../src/inference/tasks/text-generation.js'
+import type { LoadedModel } from '../../src/inference/tasks/task-handler.js'
 import { tinyModels, type TinyModels } from '../helpers/tiny-models.js'
 
 env.allowRemoteModels = false
@@ -205,6 +206,25 @@ describe('text_generation parity and streaming', () => {
     }
     assert.equal(seeded[0], seeded[1])
     assert.notEqual(following[0], following[1], 'the unseeded request that follows a seeded one is not fixed by that seed')
+  })
+
+  it('a greedy request with a seed leaves the shared generator alone (a sampling request may be using it)', async () => {
+    const task = new TextGenerationTask()
+    const config = JSON.parse(readFileSync(join(gpt2, 'config.json'), 'utf8'))
+    const parts = await task.load({ dir: gpt2, config, pretrained: { device: 'cpu', dtype: 'fp32', local_files_only: true } })
+    const m: LoadedModel = { id: 'gpt2', dir: gpt2, task: 'text_generation', config, settings: {}, device: 'cpu', dtype: 'fp32', ...parts }
+    try {
+      const { value } = await task.prepare({ prompt: 'hello', max_new_tokens: 2, seed: 9 }, m)
+      random.seed(3)
+      const expected = [random.random(), random.random()]
+      random.seed(3)
+      random.random()
+      await task.run(m, [value], {})
+      assert.equal(random.random(), expected[1], 'the generator goes on where it was')
+    } finally {
+      await m.model.dispose()
+      random.seed()
+    }
   })
 
   it('refuses invalid settings naming the field, and accepts their neutral values', async () => {

@@ -6,7 +6,6 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { resolveConfig } from '../../src/config/resolve.js'
-import { AbortError } from '../../src/errors.js'
 import { Batcher } from '../../src/inference/batcher.js'
 import { Semaphore } from '../../src/inference/semaphore.js'
 import { WorkerEngine } from '../../src/inference/worker-engine.js'

@@ -142,7 +142,10 @@ export class TextGenerationTask implements TaskHandler<GenerationRequest> {
     const defaults = m.model.generation_config ?? {}
     const topP: number = req.topP ?? defaults.top_p ?? 1
     const topK: number = req.topK ?? defaults.top_k ?? 50
-    if (req.seed !== undefined) random.seed(req.seed)
+    // Only a sampling request touches the shared generator (it holds samplingLock): a greedy one draws
+    // nothing, and seeding (or reseeding, below) here would change a sampling request running meanwhile.
+    const seeded = req.doSample && req.seed !== undefined
+    if (seeded) random.seed(req.seed)
     let sequences: Tensor
     try {
       sequences = await m.model.generate({
@@ -167,7 +170,7 @@ export class TextGenerationTask implements TaskHandler<GenerationRequest> {
       ctx.signal?.removeEventListener('abort', onAbort)
       // The global generator would otherwise go on from this seed: the next unseeded sampling request
       // would draw a sequence fixed by it, the same text each time it follows this request.
-      if (req.seed !== undefined) random.seed()
+      if (seeded) random.seed()
     }
     if (aborted()) throw new AbortError('the generation was aborted')
     const all = Array.from(sequences.data as BigInt64Array, Number)
