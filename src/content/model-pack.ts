@@ -36,7 +36,7 @@ import { toCid } from './cid.js'
 import { HOME_ENV, type HeliaStore } from './helia-store.js'
 import { processAlive } from './repo-lock.js'
 import type { CidVersion } from './unixfs-layout.js'
-import { exportUnixfs, listTree, type TreeEntry } from './unixfs-export.js'
+import { exportUnixfs, type TreeEntry } from './unixfs-export.js'
 
 export { exportUnixfs, listTree, type TreeEntry, type ExportOptions } from './unixfs-export.js'
 

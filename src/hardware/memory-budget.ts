@@ -122,7 +122,7 @@ export class MemoryBudget {
    * @param model the model identifier for the error's context, when the key is not readable as one.
    */
   reserve (key: string, bytes: number, model: string = key): string[] {
-    this.check(key, bytes, model)
+    this.check(bytes, model)
     const victims = this.plan(key, bytes)
     if (victims === undefined) {
       const inUse = this.keys().filter(k => k !== key && this.inUse(k))
@@ -142,7 +142,7 @@ export class MemoryBudget {
    * ModelLoadError when the model alone is larger than the bound.
    */
   async reserveWhenFree (key: string, bytes: number, model: string = key, evict?: (victim: string) => void): Promise<string[]> {
-    this.check(key, bytes, model)
+    this.check(bytes, model)
     return await new Promise<string[]>((resolve, reject) => {
       let settle!: () => void
       const settled = new Promise<void>(resolve => { settle = resolve })
@@ -176,7 +176,7 @@ export class MemoryBudget {
     this.pump()
   }
 
-  private check (key: string, bytes: number, model: string): void {
+  private check (bytes: number, model: string): void {
     if (!Number.isFinite(bytes) || bytes < 0) throw new RangeError(`MemoryBudget: bytes must be a non-negative number, got ${bytes}`)
     if (this.maxBytes !== undefined && bytes > this.maxBytes) {
       throw new ModelLoadError(
