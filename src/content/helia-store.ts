@@ -293,10 +293,10 @@ export class HeliaStore implements ContentStore {
     return await blocks.getBlock(cid, options)
   }
 
-  /** Stores one block after checking it matches `cid` (for `block/put`). */
-  async putBlock (cid: CID, bytes: Uint8Array, options: AbortOptions & { pin?: boolean } = {}): Promise<CID> {
+  /** Stores one block after checking it matches `cid` (`source` names where it came from in the error). */
+  async putBlock (cid: CID, bytes: Uint8Array, options: AbortOptions & { pin?: boolean, source?: string } = {}): Promise<CID> {
     assertSupportedCid(cid)
-    verifyBlock(cid, bytes, 'block/put')
+    verifyBlock(cid, bytes, options.source ?? 'block/put')
     if (identityBytes(cid) !== undefined) return cid
     const blocks = await this.ensureOpen()
     const release = await this.lock.read()

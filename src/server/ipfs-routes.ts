@@ -29,6 +29,8 @@ import { entityBytesBlocks } from './entity-bytes.js'
 import { indirectPins, isPinnedRoot, pinTypeOf } from '../content/pin-listing.js'
 import { emptyDirectory } from '../content/unixfs-layout.js'
 import { MAX_BIG_CAR_SECTION_BYTES, MAX_CAR_SECTION_BYTES, limitCarSections } from '../content/car-limits.js'
+import { MAX_BLOCK_BYTES } from '../content/bounded-body.js'
+import { carBytes } from '../content/car-stream.js'
 
 export interface IpfsRouteDeps {
   /** Where blocks are read from (the embedded store's blockstore). */
@@ -41,7 +43,7 @@ export interface IpfsRouteDeps {
 }
 
 /** Blocks bigger than this are refused by block/put unless `allow-big-block` (Kubo's limit is 1 MiB). */
-export const MAX_BLOCK_PUT_BYTES = 2 * 1024 * 1024
+export const MAX_BLOCK_PUT_BYTES = MAX_BLOCK_BYTES
 
 const IMMUTABLE = 'public, max-age=29030400, immutable'
 
@@ -213,31 +215,25 @@ function gatewayRoutes (app: FastifyInstance, deps: IpfsRouteDeps): void {
             await blocks.return(undefined)
             return await reply.send()
           }
-          const { CarWriter } = await import('@ipld/car/writer')
-          const { writer, out } = CarWriter.create([ref.cid])
-          const aborted = whenAborted(signal)
-          void (async () => {
+          const body = Readable.from(carBytes(ref.cid, async function * () {
             try {
-              const put = async (block: { cid: CID, bytes: Uint8Array }): Promise<void> => {
-                // the spec: identity CIDs' blocks are never sent (their bytes are in the CID)
-                if (identityBytes(block.cid) !== undefined) return
-                if (await Promise.race([writer.put(block), aborted]) === 'aborted') throw new Error('client went away')
-              }
-              for (const block of pathBlocks) await put(block)
-              if (first.done !== true) await put(first.value)
+              // the spec: identity CIDs' blocks are never sent (their bytes are in the CID)
+              for (const block of pathBlocks) if (identityBytes(block.cid) === undefined) yield block
+              if (first.done !== true && identityBytes(first.value.cid) === undefined) yield first.value
               while (true) {
                 const next = await blocks.next()
-                if (next.done === true) break
-                await put(next.value)
+                if (next.done === true) return
+                if (identityBytes(next.value.cid) === undefined) yield next.value
               }
-              await writer.close()
-            } catch (err) {
+            } finally {
               await blocks.return(undefined).catch(() => {})
-              request.log.debug({ err }, 'car stream stopped')
-              reply.raw.destroy() // the client sees a truncated CAR, never a wrong one
             }
-          })()
-          return await reply.send(Readable.from(out))
+          }))
+          body.once('error', (err) => {
+            request.log.debug({ err }, 'car stream stopped')
+            reply.raw.destroy() // the client sees a truncated CAR, never a wrong one
+          })
+          return await reply.send(body)
         }
 
         // deserialized: the file's bytes
@@ -270,14 +266,6 @@ function abortOnClose (reply: FastifyReply): AbortSignal {
   const controller = new AbortController()
   reply.raw.once('close', () => { if (!reply.raw.writableFinished) controller.abort() })
   return controller.signal
-}
-
-/** Resolves when `signal` fires (never rejects); for racing a write that may never drain. */
-function whenAborted (signal: AbortSignal): Promise<'aborted'> {
-  return new Promise(resolve => {
-    if (signal.aborted) resolve('aborted')
-    else signal.addEventListener('abort', () => resolve('aborted'), { once: true })
-  })
 }
 
 function flag (query: Query, name: string, fallback: boolean): boolean {
@@ -625,7 +613,7 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
         const allowBig = flag(query, 'allow-big-block', false)
         const limit = allowBig ? Number.MAX_SAFE_INTEGER : MAX_BLOCK_PUT_BYTES
         // a big block is still bounded by the section limit (go-car's), so no length is buffered unchecked
-        const maxSection = allowBig ? MAX_BIG_CAR_SECTION_BYTES : limit + MAX_CAR_SECTION_BYTES - MAX_BLOCK_PUT_BYTES
+        const maxSection = allowBig ? MAX_BIG_CAR_SECTION_BYTES : MAX_CAR_SECTION_BYTES
         if (!request.isMultipart()) throw ValidationError.field('file', 'expected a multipart/form-data body with a CAR file')
         const { CarBlockIterator } = await import('@ipld/car/iterator')
         const roots: CID[] = []
@@ -642,15 +630,16 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
           for await (const block of carBlocks(car)) {
             assertSupportedCid(block.cid, 'file')
             if (block.bytes.byteLength > limit) throw ValidationError.field('file', `block ${block.cid.toString()} is over ${limit} bytes (allow-big-block to force)`)
-            try {
-              verifyBlock(block.cid, block.bytes, 'the CAR')
-            } catch (err) {
-              throw ValidationError.field('file', (err as Error).message)
-            }
             if (block.cid.code === DAG_PB_CODE) {
               try { dagPb.decode(block.bytes) } catch { throw ValidationError.field('file', `block ${block.cid.toString()} is not valid dag-pb`) }
             }
-            if (identityBytes(block.cid) === undefined) await deps.store.putBlock(block.cid, block.bytes)
+            try {
+              // putBlock verifies the block against its CID (hashing it once); an inline one is only checked
+              if (identityBytes(block.cid) === undefined) await deps.store.putBlock(block.cid, block.bytes, { source: 'the CAR' })
+              else verifyBlock(block.cid, block.bytes, 'the CAR')
+            } catch (err) {
+              throw err instanceof ContentVerificationError ? ValidationError.field('file', err.message) : err
+            }
           }
         }
         if (files === 0) throw ValidationError.field('file', 'no CAR file in the request')

@@ -16,6 +16,7 @@ import { createIpfsServer, type IpfsServer } from '../../src/server/create-ipfs-
 import { registerGatewayRoutes } from '../../src/server/ipfs-routes.js'
 import { HELLO, HELLO_V0, HELLO_V1, TWO_LEVEL_SIZE, missingCid } from '../content/store-compliance.js'
 import { seededBytes } from '../content/seeded-bytes.js'
+import { damageBlock } from '../content/damage-block.js'
 
 describe('IPFS HTTP routes', () => {
   let dir: string
@@ -68,6 +69,16 @@ describe('IPFS HTTP routes', () => {
       assert.equal(count, 1 + 2 + 175) // root, two level-1 nodes, 175 leaves
       const one = await server.app.inject({ url: `/ipfs/${big.toString()}?format=car&dag-scope=block` })
       assert.equal(one.statusCode, 200)
+    })
+
+    it('a CAR whose DAG holds a damaged block is cut at that block (the client sees a broken stream, never a wrong CAR)', async () => {
+      const root = await store.put(seededBytes(TWO_LEVEL_SIZE, 61), { cidVersion: 1, pin: false })
+      const { decode } = await import('@ipld/dag-pb')
+      const leaves = decode(await store.getBlock(root)).Links.map(l => l.Hash)
+      await damageBlock(store.blockstore, leaves[1])
+      const res = await fetch(`${server.url}/ipfs/${root.toString()}?format=car`)
+      assert.equal(res.status, 200, 'the root is fine: the answer has started')
+      await assert.rejects(res.arrayBuffer(), 'the body breaks off')
     })
 
     it('without a format: the file bytes, with Content-Length; HEAD has no body', async () => {
