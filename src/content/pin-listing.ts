@@ -48,12 +48,12 @@ export async function * indirectPins (store: PinReader, signal?: AbortSignal): A
 
 /** How `cid` is pinned: `recursive` (a root), `indirect` with the root that holds it, or undefined (not pinned). */
 export async function pinTypeOf (store: PinReader, cid: CID, signal?: AbortSignal): Promise<{ type: 'recursive' } | { type: 'indirect', through: CID } | undefined> {
-  if (await isPinnedRoot(store, cid, signal)) return { type: 'recursive' }
-  // the store keeps what its pins hold; only the root holding it needs a walk
-  if (!(await store.isPinned(cid, { signal }))) return undefined
   const wanted = cid.toV1()
   const roots: CID[] = []
   for await (const root of store.pins({ signal })) roots.push(root)
+  if (roots.some(root => root.toV1().equals(wanted))) return { type: 'recursive' }
+  // the store keeps what its pins hold; only the root holding it needs a walk
+  if (!(await store.isPinned(cid, { signal }))) return undefined
   for (const root of roots) {
     for await (const below of blocksBelow(store, root, signal)) if (below.toV1().equals(wanted)) return { type: 'indirect', through: root }
   }
