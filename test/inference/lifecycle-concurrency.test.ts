@@ -92,7 +92,8 @@ describe('inference engine lifecycle', () => {
       assert.equal(getEventListeners(signal, 'abort').length, 0, 'listeners left after the worker crashed')
       // Calls failed by stop().
       await acc.processAsync(gpt2, { prompt: 'hi', max_new_tokens: 1 }, 'text_generation')
-      const stopped = Array.from({ length: 5 }, async () => await acc.processAsync(gpt2, { prompt: 'hi', max_new_tokens: 100 }, 'text_generation', { signal }).then(() => 'answered', (e: Error) => e.name))
+      // Long enough (~0.7 s each) that none can end on its own before stop() comes, however late the timer fires.
+      const stopped = Array.from({ length: 5 }, async () => await acc.processAsync(gpt2, { prompt: 'hi', max_new_tokens: 1000 }, 'text_generation', { signal }).then(() => 'answered', (e: Error) => e.name))
       await new Promise(resolve => setTimeout(resolve, 20))
       await acc.stop()
       assert.deepEqual(await Promise.all(stopped), Array(5).fill('AbortError'))
