@@ -169,7 +169,7 @@ describe('IpfsAccelerate with IPFS', () => {
     const server = createServer((_req, res) => { stalled.add(res) })
     await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
     const { port } = server.address() as AddressInfo
-    const acc = make({ ipfs: { repo: join(home, 'repo-stop'), gateway: `http://127.0.0.1:${port}`, enable_local_gateway: false, timeout: 2, retry_count: 0 } })
+    const acc = make({ ipfs: { repo: join(home, 'repo-stop'), gateway: `http://127.0.0.1:${port}`, enable_local_gateway: false, timeout: 60, retry_count: 0 } })
     try {
       const pull = acc.pullModel('bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi')
       const settled = pull.then(() => undefined, (err: unknown) => err)

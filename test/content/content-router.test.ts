@@ -13,7 +13,7 @@ describe('ContentRouter', () => {
   let backend: Backend
   let dir: string
   const routers: ContentRouter[] = []
-  async function router (ipfs: Record<string, unknown>, extra: { localGatewayUrl?: string } = {}): Promise<ContentRouter> {
+  async function router (ipfs: Record<string, unknown>, extra: { localGatewayUrl?: string, probeTimeoutMs?: number } = {}): Promise<ContentRouter> {
     const r = await ContentRouter.create({
       config: ipfsSchema.parse({ repo: path.join(dir, `repo-${routers.length}`), enable_local_gateway: false, ...ipfs }),
       probeTimeoutMs: 300,
@@ -40,7 +40,8 @@ describe('ContentRouter', () => {
   })
 
   it('prefers a local gateway that answers the probe, and skips one that does not', async () => {
-    const found = await router({ enable_local_gateway: true, gateway: 'https://gateway.invalid' }, { localGatewayUrl: backend.server.url })
+    // The probe is this process's first fetch (undici loads cold): a loaded machine needs more than 300 ms.
+    const found = await router({ enable_local_gateway: true, gateway: 'https://gateway.invalid' }, { localGatewayUrl: backend.server.url, probeTimeoutMs: 10_000 })
     assert.deepEqual(found.stores.map(s => s.name), ['helia', 'local-gateway', 'gateway'])
     const none = await router({ enable_local_gateway: true }, { localGatewayUrl: await closedPortUrl() })
     assert.deepEqual(none.stores.map(s => s.name), ['helia'])

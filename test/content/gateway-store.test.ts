@@ -65,7 +65,7 @@ describe('GatewayStore', () => {
   })
 
   it('probeLocalGateway answers true for a live gateway and false for a closed port', async () => {
-    assert.equal(await probeLocalGateway(backend.server.url), true)
+    assert.equal(await probeLocalGateway(backend.server.url, 10_000), true)
     assert.equal(await probeLocalGateway(await closedPortUrl(), 200), false)
   })
 
