@@ -372,11 +372,11 @@ class RpcFailure extends Error {
   }
 }
 
-/** A body that is not a CAR v1 (no or a bad header, a section over the limit) as a ValidationError. */
+/** A body that is not a CAR (v1 or v2) (no or a bad header, a section over the limit) as a ValidationError. */
 function notACar (err: unknown): unknown {
   if (err instanceof ContentVerificationError) return ValidationError.field('file', err.message)
   if (err instanceof AccelerateError) return err
-  return ValidationError.field('file', `not a CAR v1: ${(err as Error)?.message ?? String(err)}`)
+  return ValidationError.field('file', `not a CAR: ${(err as Error)?.message ?? String(err)}`)
 }
 
 /** The blocks of a CAR, a malformed section being a ValidationError. */
@@ -641,6 +641,8 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
               throw err instanceof ContentVerificationError ? ValidationError.field('file', err.message) : err
             }
           }
+          // what follows a CAR v2's payload (its index) is read to the end of the part, unused
+          for await (const _ of bounded) { /* skipped */ }
         }
         if (files === 0) throw ValidationError.field('file', 'no CAR file in the request')
         // as Kubo: a root whose DAG is not all here is reported with the pin's error, not failed

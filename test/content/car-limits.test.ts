@@ -13,6 +13,7 @@ import { limitCarSections } from '../../src/content/car-limits.js'
 import { carBytes } from '../../src/content/car-stream.js'
 import { collectBytes } from '../../src/content/async-utils.js'
 import { GatewayStore } from '../../src/content/gateway-store.js'
+import { CarBlockIterator } from '@ipld/car/iterator'
 import { startBackend } from './network-harness.js'
 
 /** An unsigned LEB128 varint, as CAR framing writes lengths. */
@@ -39,6 +40,28 @@ async function * hostileCar (root: CID, claimed: number, piece = 7): AsyncGenera
   // the length split across chunks, as a network may deliver it
   for (let i = 0; i < length.byteLength; i += 2) yield length.subarray(i, i + 2)
   while (true) yield new Uint8Array(piece)
+}
+
+/**
+ * `v1` wrapped as a CAR v2 (https://ipld.io/specs/transport/car/carv2/): pragma, header, `padding` zero
+ * bytes, the v1 payload, then `index` (go-car writes a multihash-sorted index there).
+ */
+function carV2 (v1: Uint8Array, padding = 0, index = new Uint8Array(0)): Uint8Array {
+  const pragma = [0x0a, 0xa1, 0x67, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e, 0x02] // 10, then dag-cbor { version: 2 }
+  const header = Buffer.alloc(40) // characteristics (none), data offset, data size, index offset
+  const dataOffset = pragma.length + header.byteLength + padding
+  header.writeBigUInt64LE(BigInt(dataOffset), 16)
+  header.writeBigUInt64LE(BigInt(v1.byteLength), 24)
+  header.writeBigUInt64LE(BigInt(index.byteLength > 0 ? dataOffset + v1.byteLength : 0), 32)
+  return new Uint8Array(Buffer.concat([Buffer.from(pragma), header, Buffer.alloc(padding), v1, index]))
+}
+
+/** Bytes that read as a length over any limit: a CAR v2's index must pass unread, never be taken for a section. */
+const INDEX_LIKE = Uint8Array.from([0x81, 0x08, ...new Array<number>(9).fill(0xff), 0x01, 0, 0, 0])
+
+/** `bytes` in pieces of `size` (a network's chunks). */
+async function * pieces (bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < bytes.byteLength; i += size) yield bytes.subarray(i, i + size)
 }
 
 describe('CAR section limits', () => {
@@ -156,6 +179,51 @@ describe('CAR section limits', () => {
       const res = await fetch(`${backend.server.url}/api/v0/dag/import`, { method: 'POST', body: form })
       assert.equal(res.status, 400)
       assert.match((await res.json()).Message, /over the limit/)
+    } finally {
+      await backend.close()
+    }
+  })
+  it('reads a CAR v2 too: its payload is checked as a v1, its padding and index pass unread', async () => {
+    const block = await rawBlock('in a CAR v2')
+    const v1 = await collectBytes(carBytes(block.cid, async function * () { yield block }))
+    for (const [padding, index] of [[0, new Uint8Array(0)], [13, INDEX_LIKE]] as const) {
+      const v2 = carV2(v1, padding, index)
+      for (const size of [1, 7, v2.byteLength]) {
+        assert.deepEqual(await collectBytes(limitCarSections(pieces(v2, size))), v2, `padding ${padding}, chunks of ${size}`)
+      }
+      // what @ipld/car's decoder makes of it: the v1's root and block
+      const car = await CarBlockIterator.fromIterable(limitCarSections(pieces(v2, 5)))
+      assert.deepEqual((await car.getRoots()).map(String), [block.cid.toString()])
+      const blocks = []
+      for await (const b of car) blocks.push(b.cid.toString())
+      assert.deepEqual(blocks, [block.cid.toString()])
+    }
+    // a section over the limit inside the payload, or a payload header over its own, is refused as in a v1
+    const header = await collectBytes(carBytes(block.cid, async function * () {}))
+    const hostile = carV2(new Uint8Array([...header, ...varint(3 * 1024 ** 3), 0, 0]))
+    await assert.rejects(collectBytes(limitCarSections(pieces(hostile, 3))), /CAR section of at least \d+ bytes is over the limit/)
+    const bigHeader = carV2(new Uint8Array([...varint(1 << 20), 0, 0]))
+    await assert.rejects(collectBytes(limitCarSections(pieces(bigHeader, 3))), /CAR header of at least \d+ bytes is over the limit/)
+    // a payload said to start inside the v2 header
+    const inside = Buffer.from(carV2(v1))
+    inside.writeBigUInt64LE(20n, 11 + 16)
+    await assert.rejects(collectBytes(limitCarSections(pieces(inside, 64))), (err: Error) => err.name === 'ContentVerificationError' && /CAR v2 header is malformed/.test(err.message))
+  })
+
+  it('dag/import takes a CAR v2 (as go-car writes them, index included) and pins its root', async () => {
+    const backend = await startBackend()
+    try {
+      const block = await rawBlock('imported from a CAR v2')
+      const v1 = await collectBytes(carBytes(block.cid, async function * () { yield block }))
+      const form = new FormData()
+      // a 4 MiB index, then another part: the request only goes on if the index is read past
+      form.append('file', new Blob([Buffer.from(carV2(v1, 8, Buffer.concat([INDEX_LIKE, Buffer.alloc(4 << 20)])))]), 'v2.car')
+      form.append('file', new Blob([Buffer.from(v1)]), 'v1.car')
+      const res = await fetch(`${backend.server.url}/api/v0/dag/import`, { method: 'POST', body: form })
+      assert.equal(res.status, 200, await res.clone().text())
+      assert.deepEqual(JSON.parse(await res.text()), { Root: { Cid: { '/': block.cid.toString() }, PinErrorMsg: '' } })
+      assert.equal(await backend.store.isPinned(block.cid), true)
+      assert.ok(Buffer.from(await backend.store.getBlock(block.cid)).equals(block.bytes))
     } finally {
       await backend.close()
     }
