@@ -372,7 +372,7 @@ class RpcFailure extends Error {
   }
 }
 
-/** A body that is not a CAR (v1 or v2) (no or a bad header, a section over the limit) as a ValidationError. */
+/** A body that is not a CAR v1 or v2 (no or a bad header, a section over the limit) as a ValidationError. */
 function notACar (err: unknown): unknown {
   if (err instanceof ContentVerificationError) return ValidationError.field('file', err.message)
   if (err instanceof AccelerateError) return err
