@@ -14,6 +14,7 @@ import { registerHardware } from './commands/hardware.js'
 import { registerInfer } from './commands/infer.js'
 import { registerIpfs } from './commands/ipfs.js'
 import { reportError } from './report-error.js'
+import { pathValue } from './path-value.js'
 
 /** This package's version, from the package.json above this file (src/cli/ or dist/src/cli/). */
 function packageVersion (): string {
@@ -30,7 +31,7 @@ const program = new Command()
   .name('ipfs-accelerate')
   .description('Hardware-aware Hugging Face inference with content-addressed models over IPFS')
   .version(packageVersion())
-  .option('--config <file>', 'JSON config file (same keys as the resources object)')
+  .option('--config <file>', 'JSON config file (same keys as the resources object)', pathValue('config'))
   .showHelpAfterError()
   // Commander exits with 1 on usage errors; throwing instead lets them take exit code 2 below. Set before
   // the commands are added, which inherit it.

@@ -6,7 +6,7 @@
  *   3. the JSON config file (`--config` on the CLI, or `IPFS_ACCELERATE_CONFIG`),
  *   4. the defaults in `defaults.ts`.
  */
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import type { z } from 'zod'
 import { ValidationError, type ValidationIssue } from '../errors.js'
@@ -47,6 +47,9 @@ function isPlainObject (v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v)
 }
 
+/** The largest config file read (a config is a few KiB; anything bigger is a wrong file). */
+const MAX_CONFIG_FILE_BYTES = 1024 * 1024
+
 /** Deep merge where `over` wins; arrays and scalars are replaced, not merged. */
 export function mergeConfig (base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base }
@@ -60,9 +63,13 @@ export function mergeConfig (base: Record<string, unknown>, over: Record<string,
 export function readConfigFile (file: string): Record<string, unknown> {
   let text: string
   try {
+    // Only a regular file of a sane size is read: /dev/zero or a FIFO would be read (or waited on) for ever.
+    const info = statSync(file)
+    if (!info.isFile()) throw new Error('it is not a regular file')
+    if (info.size > MAX_CONFIG_FILE_BYTES) throw new Error(`it holds ${info.size} bytes; a config file is at most ${MAX_CONFIG_FILE_BYTES}`)
     text = readFileSync(file, 'utf8')
   } catch (cause) {
-    throw new ValidationError(`config file ${file} cannot be read`, [{ path: 'config', message: (cause as Error).message }], { cause, context: { file } })
+    throw new ValidationError(`config file ${file} cannot be read: ${(cause as Error).message}`, [{ path: 'config', message: (cause as Error).message }], { cause, context: { file } })
   }
   let parsed: unknown
   try {

@@ -63,9 +63,11 @@ const EXITED_SLOT = 2
 function startWorker (workerData: Record<string, unknown>, transferList: MessagePort[]): Worker {
   if (import.meta.url.endsWith('.ts')) {
     // Running from source under tsx (tests, `npm run demo`): workers do not inherit tsx's loader, so
-    // the worker registers it before importing its TypeScript entry.
+    // the worker registers it before importing its TypeScript entry. tsx is resolved from here: an eval'd
+    // worker would resolve a bare 'tsx' from the current folder, which may be any folder.
     const entry = new URL('./engine-worker.ts', import.meta.url).href
-    const boot = `import('tsx/esm/api').then(m => { m.register(); return import(${JSON.stringify(entry)}) })`
+    const tsx = import.meta.resolve('tsx/esm/api')
+    const boot = `import(${JSON.stringify(tsx)}).then(m => { m.register(); return import(${JSON.stringify(entry)}) })`
     return new Worker(boot, { eval: true, workerData, transferList })
   }
   return new Worker(fileURLToPath(new URL('./engine-worker.js', import.meta.url)), { workerData, transferList })

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -40,6 +40,23 @@ describe('ipfs-accelerate demo (the main job)', () => {
       assert.equal(get('storeToIpfs').bytes, '{"model":"bert","result":[0.1,0.2,0.3]}')
     } finally {
       rmSync(home, { recursive: true, force: true })
+    }
+  })
+
+  it('--keep with a relative folder runs the models it wrote there (not hub ids of the same names)', () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'ia-demo-keep-'))
+    try {
+      // run from another folder: `--keep .` once made `join('.', 'gpt2')` the hub id `gpt2`
+      const run = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), join(process.cwd(), 'src/cli/main.ts'), 'demo', '--keep', '.'], {
+        cwd,
+        encoding: 'utf8',
+        timeout: 240_000,
+        env: { ...process.env, IPFS_ACCELERATE_HOME: join(cwd, 'home') }
+      })
+      assert.equal(run.status, 0, run.stderr)
+      assert.ok(existsSync(join(cwd, 'gpt2', 'config.json')), 'the models stay in the folder given')
+    } finally {
+      rmSync(cwd, { recursive: true, force: true })
     }
   })
 })

@@ -28,6 +28,16 @@ describe('ipfs-accelerate exit codes', () => {
       const command = cli(['frobnicate'])
       assert.equal(command.status, 2)
       assert.match(command.stderr, /unknown command 'frobnicate'/)
+      // an empty path (an unset shell variable) is refused, never taken as the current folder
+      for (const [args, field] of [
+        [['ipfs', 'pin', 'ls', '--repo', ''], 'repo'], [['models', 'ls', '--cache-dir', ''], 'cache-dir'], [['demo', '--keep', ' '], 'keep'],
+        [['ipfs', 'cat', 'bafkqaaa', '--config', ''], 'config'], [['ipfs', 'add', ''], 'path'], [['models', 'tiny', 'bert', ''], 'dir'],
+        [['ipfs', 'get', 'bafkqaaa', '-o', ''], 'output']
+      ] as const) {
+        const run = cli([...args])
+        assert.equal(run.status, 2, args.join(' '))
+        assert.match(run.stderr, new RegExp(`ValidationError: ${field}: is empty`), args.join(' '))
+      }
     } finally {
       rmSync(root, { recursive: true, force: true })
     }

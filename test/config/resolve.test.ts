@@ -93,7 +93,13 @@ describe('resolveConfig', () => {
       assert.equal(resolveConfig({}, { env: {}, configFile: file }).hardware.batch_size, 4)
       writeFileSync(file, '{ not json')
       assert.throws(() => resolveConfig({}, { env: {}, configFile: file }), (err: unknown) => err instanceof ValidationError && err.context.file === file)
-      assert.throws(() => resolveConfig({}, { env: {}, configFile: join(dir, 'missing.json') }), ValidationError)
+      assert.throws(() => resolveConfig({}, { env: {}, configFile: join(dir, 'missing.json') }), (err: unknown) => err instanceof ValidationError && /cannot be read: ENOENT/.test(err.message))
+      // only a regular file of at most 1 MiB is read: a device (read for ever), a folder, a huge file
+      for (const [path, why] of [['/dev/zero', /not a regular file/], [dir, /not a regular file/]] as const) {
+        assert.throws(() => resolveConfig({}, { env: {}, configFile: path }), (err: unknown) => err instanceof ValidationError && why.test(err.message) && err.context.file === path)
+      }
+      writeFileSync(file, `{"hardware":{"batch_size":4}}${' '.repeat(1024 * 1024)}`)
+      assert.throws(() => resolveConfig({}, { env: {}, configFile: file }), (err: unknown) => err instanceof ValidationError && /a config file is at most 1048576/.test(err.message))
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

@@ -6,11 +6,12 @@
 import type { Command } from 'commander'
 import { mkdtemp, rm, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { buildTinyModel } from '../../models/tiny/index.js'
 import { encodeWav } from '../../inference/audio/wav.js'
 import type { IpfsAccelerate } from '../../accelerator.js'
 import { acceleratorFrom } from '../config-option.js'
+import { pathValue } from '../path-value.js'
 
 /** Long number lists are cut for the terminal: the first few values and the length. */
 function brief (value: unknown): unknown {
@@ -53,9 +54,10 @@ export async function runDemo (acc: IpfsAccelerate, root: string, print: (title:
 export function registerDemo (program: Command): void {
   program.command('demo')
     .description('build the tiny built-in models and run one inference per model family (offline)')
-    .option('--keep <dir>', 'write the models here and keep them (default: a temporary folder)')
+    .option('--keep <dir>', 'write the models here and keep them (default: a temporary folder)', pathValue('keep'))
     .action(async (opts: { keep?: string }, command: Command) => {
-      const root = opts.keep ?? await mkdtemp(join(tmpdir(), 'ipfs-accelerate-demo-'))
+      // absolute: a relative `--keep .` would make `join(root, 'gpt2')` the hub id `gpt2`, not this folder
+      const root = opts.keep !== undefined ? resolve(opts.keep) : await mkdtemp(join(tmpdir(), 'ipfs-accelerate-demo-'))
       // The demo keeps its IPFS repository and model cache in its own (temporary) folder.
       const acc = acceleratorFrom(command, { logging: { level: 'WARNING' }, ipfs: { repo: join(root, 'ipfs') }, hub: { cache_dir: join(root, 'cache') } })
       try {

@@ -30,6 +30,7 @@ import type { TransferProgress } from '../../content/content-store.js'
 import type { CidVersion } from '../../content/unixfs-layout.js'
 import { cliConfig } from '../config-option.js'
 import { createProgressReporter, type ProgressReporter } from '../progress-bar.js'
+import { pathValue } from '../path-value.js'
 
 /** `--cid-version`: 0 or 1, else a ValidationError (exit code 2). */
 export function parseCidVersion (value: string): CidVersion {
@@ -98,7 +99,7 @@ function byteProgress (reporter: ProgressReporter | undefined, file: string): ((
 
 /** Adds the `--repo` option (on each command, so it may come after the arguments). */
 export function repoOption (command: Command): Command {
-  return command.option('--repo <dir>', 'repository folder (default: ipfs.repo from the config, else $IPFS_ACCELERATE_HOME/ipfs or ~/.cache/ipfs-accelerate/ipfs)')
+  return command.option('--repo <dir>', 'repository folder (default: ipfs.repo from the config, else $IPFS_ACCELERATE_HOME/ipfs or ~/.cache/ipfs-accelerate/ipfs)', pathValue('repo'))
 }
 
 async function writeOut (chunk: Uint8Array, signal: AbortSignal): Promise<void> {
@@ -110,7 +111,7 @@ export function registerIpfs (program: Command): void {
 
   repoOption(ipfs.command('add'))
     .description('add a file or a folder (recursively) and print its CID')
-    .argument('<path>', 'file, folder, or - for stdin')
+    .argument('<path>', 'file, folder, or - for stdin', pathValue('path'))
     .option('--cid-version <version>', '0 (Kubo default) or 1 (raw leaves)', parseCidVersion)
     .option('--no-pin', 'do not pin what was added')
     .option('-n, --only-hash', 'only compute the CID: store nothing')
@@ -164,7 +165,7 @@ export function registerIpfs (program: Command): void {
   repoOption(ipfs.command('get'))
     .description('write a file or folder to disk (complete or not at all) and print where')
     .argument('<cid>', 'CID, <cid>/path, ipfs://<cid>[/path] or /ipfs/<cid>[/path]')
-    .option('-o, --output <path>', 'where to write it (must not exist; default: ./<cid or last path segment>)')
+    .option('-o, --output <path>', 'where to write it (must not exist; default: ./<cid or last path segment>)', pathValue('output'))
     .action(async (address: string, opts: { output?: string }, command: Command) => {
       const { cid, path: inner } = parseIpfsPath(address)
       const output = path.resolve(opts.output ?? (inner === '' ? cid.toString() : inner.split('/').at(-1) as string))

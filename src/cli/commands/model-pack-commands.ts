@@ -24,6 +24,7 @@ import { expandHome, modelSource, parseModelReference } from '../../models/model
 import { formatBytes } from '../../config/units.js'
 import { copyToKubo, parseCidVersion, progressReporter, repoOption, withContent, withStore } from './ipfs.js'
 import type { CidVersion } from '../../content/unixfs-layout.js'
+import { pathValue } from '../path-value.js'
 
 /** The model cache root for a model whose config entry is `entry` (see the module comment). */
 function cacheDirFor (config: ResolvedConfig, override: string | undefined, entry?: ModelConfig): string {
@@ -53,7 +54,7 @@ function isFolder (value: string): boolean {
 }
 
 function cacheDirOption (command: Command): Command {
-  return command.option('--cache-dir <dir>', 'model cache root (default: the model\'s cache_dir, hub.cache_dir, $IPFS_ACCELERATE_HOME/models or ~/.cache/ipfs-accelerate/models)')
+  return command.option('--cache-dir <dir>', 'model cache root (default: the model\'s cache_dir, hub.cache_dir, $IPFS_ACCELERATE_HOME/models or ~/.cache/ipfs-accelerate/models)', pathValue('cache-dir'))
 }
 
 function totalSize (entry: ModelPackEntry): number {

@@ -4,6 +4,7 @@ import { InvalidArgumentError } from 'commander'
 import { buildTinyModel } from '../../models/tiny/index.js'
 import { TINY_FAMILIES, type TinyFamily, type TinyModelOptions } from '../../models/tiny/options.js'
 import { registerModelPackCommands } from './model-pack-commands.js'
+import { pathValue } from '../path-value.js'
 
 function positiveInt (value: string): number {
   const n = Number(value)
@@ -17,7 +18,7 @@ export function registerModels (program: Command): void {
   models.command('tiny')
     .description(`write a deterministic tiny random-weight model (${TINY_FAMILIES.join(', ')}) that transformers.js loads`)
     .argument('<family>', TINY_FAMILIES.join(' | '))
-    .argument('<dir>', 'folder to write: new, empty, or the same tiny model (same family and options), which is replaced; anything else is refused (exit 2)')
+    .argument('<dir>', 'folder to write: new, empty, or the same tiny model (same family and options), which is replaced; anything else is refused (exit 2)', pathValue('dir'))
     .option('--hidden-size <n>', 'hidden size', positiveInt)
     .option('--layers <n>', 'transformer layers', positiveInt)
     .option('--heads <n>', 'attention heads', positiveInt)
