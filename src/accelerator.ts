@@ -288,7 +288,8 @@ export class IpfsAccelerate {
     }
     // a cache folder that cannot be created is refused before anything is fetched, naming the input
     const cacheDir = options.cacheDir ?? this.config.hub.cache_dir
-    if (cacheDir !== undefined) checkFolderPath(cacheDir, options.cacheDir !== undefined ? 'cacheDir' : 'hub.cache_dir')
+    const field = options.cacheDir !== undefined ? 'cacheDir' : 'hub.cache_dir'
+    if (cacheDir !== undefined) checkFolderPath(cacheDir, field)
     return await this.untilStopped('pullModel', async () => {
       const router = await this.router()
       // Fetch every block through the routed stores (verified, kept in the embedded store), then export;
@@ -296,7 +297,7 @@ export class IpfsAccelerate {
       // complete in the cache is returned as it is: its blocks are not walked again.
       const { isPulled, pullModel } = await import('./content/model-pack.js')
       if (isPulled(ref.cid, cacheDir) === undefined) await router.fetchAll(ref.cid, { signal: this.stopping.signal })
-      return await pullModel(router.helia, ref.cid, { ...options, cacheDir })
+      return await pullModel(router.helia, ref.cid, { ...options, cacheDir, field })
     })
   }
 

@@ -4,6 +4,8 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createServer } from 'node:http'
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import type { AddressInfo } from 'node:net'
 import { IpfsAccelerate, ValidationError, ModelLoadError, IpfsConnectionError, TimeoutError, AbortError } from '../src/index.js'
 import { tinyModels, type TinyModels } from './helpers/tiny-models.js'
@@ -161,6 +163,42 @@ describe('IpfsAccelerate with IPFS', () => {
       await acc.stop()
       server.close()
     }
+  })
+
+  it('a repository or cache folder under /proc is a ValidationError naming the setting, not a hang', { skip: process.platform !== 'linux' }, () => {
+    // A recursive mkdir spun for ever under /proc on Node 20, in the thread pool: run in a child, killed
+    // after a minute, so a build without the fix fails here instead of keeping the test process alive.
+    const script = `
+      import { IpfsAccelerate } from './src/index.ts'
+      const { repo, model } = JSON.parse(process.env.IA_PROC_CASE)
+      const make = (ipfs, hub) => new IpfsAccelerate({ logging: { level: 'SILENT' }, ipfs: { enable_local_gateway: false, timeout: 5, retry_count: 0, ...ipfs }, hub }, {}, { env: {} })
+      const outcome = async (call) => await call.then(() => 'ok', (err) => ({ name: err.name, field: err.context?.field }))
+      const result = {}
+      const bad = make({ repo: '/proc/ia-no-repo/repo' })
+      result.storeToIpfs = await outcome(bad.storeToIpfs(new Uint8Array([1, 2, 3])))
+      result.queryIpfs = await outcome(bad.queryIpfs('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'))
+      await bad.stop()
+      const good = make({ repo }, { cache_dir: '/proc/ia-no-cache' })
+      const { cid } = await good.publishModel(model)
+      result.pullCacheDir = await outcome(good.pullModel(cid, { cacheDir: '/proc/ia-no-cache-option' }))
+      result.pullHubCacheDir = await outcome(good.pullModel(cid))
+      await good.stop()
+      process.stdout.write(JSON.stringify(result))
+    `
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      encoding: 'utf8',
+      timeout: 60_000,
+      killSignal: 'SIGKILL',
+      env: { ...process.env, IA_PROC_CASE: JSON.stringify({ repo: join(home, 'repo-proc'), model: models.dir('bert') }) }
+    })
+    assert.equal(child.status, 0, `child ${child.signal ?? child.status}: ${child.stderr}`)
+    assert.deepEqual(JSON.parse(child.stdout), {
+      storeToIpfs: { name: 'ValidationError', field: 'ipfs.repo' },
+      queryIpfs: { name: 'ValidationError', field: 'ipfs.repo' },
+      pullCacheDir: { name: 'ValidationError', field: 'cacheDir' },
+      pullHubCacheDir: { name: 'ValidationError', field: 'hub.cache_dir' }
+    })
   })
 
   it('stop() during a pull rejects the pull with AbortError, not a store error', async () => {

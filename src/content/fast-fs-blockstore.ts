@@ -18,6 +18,7 @@ import { NotFoundError } from '../errors.js'
 import { verifyBlock } from './cid.js'
 import { concatParts } from './unixfs-layout.js'
 import { collectBytes, mapOrdered, throwIfAborted } from './async-utils.js'
+import { makeDirectory } from './make-directory.js'
 
 export interface FastFsBlockstoreInit {
   /** Hash every block read and compare it with its CID (default true). */
@@ -80,7 +81,7 @@ export class FastFsBlockstore implements Blockstore {
    */
   private async load (): Promise<void> {
     await this.prepare?.()
-    await fs.mkdir(this.path, { recursive: true })
+    await makeDirectory(this.path)
     const present = new Set(await fs.readdir(this.path))
     const missing: string[] = []
     for (const a of BASE32_ALPHABET) {
@@ -137,7 +138,7 @@ export class FastFsBlockstore implements Blockstore {
 
   private async write (dir: string, file: string, block: Uint8Array): Promise<void> {
     if (!this.knownDirs.has(dir)) {
-      await fs.mkdir(dir, { recursive: true })
+      await makeDirectory(dir)
       this.knownDirs.add(dir)
     }
     const tmp = `${file}.${process.pid}-${++tmpCounter}.tmp`
@@ -149,7 +150,7 @@ export class FastFsBlockstore implements Blockstore {
       if (isNodeError(err, 'ENOENT')) {
         // the shard folder was removed behind our back: forget it and try once more
         this.knownDirs.delete(dir)
-        await fs.mkdir(dir, { recursive: true })
+        await makeDirectory(dir)
         await fs.writeFile(tmp, block)
         await fs.rename(tmp, file)
         this.knownDirs.add(dir)

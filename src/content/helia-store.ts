@@ -35,6 +35,7 @@ import { WRITE_BEHIND_BLOCKS, WriteBehind, listFolder, readFileChunks } from './
 import { blockLinks, readUnixfsFile, resolveIpfsPath, statUnixfs, type ReadFileOptions, type UnixfsEntryType } from './unixfs-reader.js'
 import { installPromiseWithResolvers } from './polyfills.js'
 import { lockRepo } from './repo-lock.js'
+import { makeDirectory } from './make-directory.js'
 
 /** Environment variable naming the data folder; the repository is its `ipfs` subfolder. */
 export const HOME_ENV = 'IPFS_ACCELERATE_HOME'
@@ -612,7 +613,7 @@ export class HeliaStore implements ContentStore {
     const dir = path.join(this.repo, 'staging', `${prefix}-${process.pid}-${randomBytes(6).toString('hex')}`)
     this.staging.add(dir)
     try {
-      await fs.mkdir(dir, { recursive: true })
+      await makeDirectory(dir)
     } catch (err) {
       this.staging.delete(dir)
       throw err

@@ -23,6 +23,7 @@ import { createHash } from 'node:crypto'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { ContentVerificationError } from '../errors.js'
+import { makeDirectory } from './make-directory.js'
 
 const MAGIC = Buffer.from('IAJ1')
 const OP_SET = 1
@@ -70,7 +71,7 @@ export class Journal {
 
   /** Loads the journal (creating it if missing). */
   async open (): Promise<void> {
-    await fs.mkdir(path.dirname(this.file), { recursive: true })
+    await makeDirectory(path.dirname(this.file))
     let bytes: Buffer
     try {
       bytes = await fs.readFile(this.file)

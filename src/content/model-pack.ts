@@ -34,6 +34,7 @@ import { readModelConfig, supportedTasks } from '../models/task-inference.js'
 import { throwIfAborted } from './async-utils.js'
 import { toCid } from './cid.js'
 import { HOME_ENV, type HeliaStore } from './helia-store.js'
+import { makeDirectory } from './make-directory.js'
 import { processAlive } from './repo-lock.js'
 import type { CidVersion } from './unixfs-layout.js'
 import { exportUnixfs, type TreeEntry } from './unixfs-export.js'
@@ -111,6 +112,8 @@ export interface PublishedModel {
 export interface PullModelOptions {
   /** Model cache root; the pack lands in `<cacheDir>/ipfs/<cid>`. Default: `defaultPackCacheDir()`. */
   cacheDir?: string
+  /** The input that named `cacheDir`, for a ValidationError when the pack's folder cannot be written there. Default `cacheDir`. */
+  field?: string
   onProgress?: (event: PackProgressEvent) => void
   signal?: AbortSignal
 }
@@ -300,7 +303,7 @@ export async function publishModel (store: HeliaStore, folder: string, options: 
     for (const file of files) {
       throwIfAborted(options.signal, 'publish')
       const target = path.join(staging, ...file.path.split('/'))
-      await fs.mkdir(path.dirname(target), { recursive: true })
+      await makeDirectory(path.dirname(target))
       await linkOrCopy(path.join(root, ...file.path.split('/')), target)
     }
     await fs.writeFile(path.join(staging, PACK_MANIFEST_FILE), manifestBytes(manifest))
@@ -384,6 +387,7 @@ export async function pullModel (store: HeliaStore, cid: CID | string, options: 
       signal: options.signal,
       onProgress: options.onProgress,
       label: name,
+      field: options.field ?? 'cacheDir',
       replace: true,
       directoryOnly: true,
       beforeCommit: async (temp, entries) => {

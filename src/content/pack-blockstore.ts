@@ -36,6 +36,7 @@ import type { AbortOptions } from './content-store.js'
 import { verifyBlock } from './cid.js'
 import { collectBytes, mapOrdered, throwIfAborted } from './async-utils.js'
 import { Journal } from './journal.js'
+import { makeDirectory } from './make-directory.js'
 import { CoalescingWriter } from './coalescing-writer.js'
 
 export interface PackBlockstoreInit {
@@ -213,7 +214,7 @@ export class PackBlockstore implements Blockstore {
 
   private async load (): Promise<void> {
     await this.prepare?.()
-    await fs.mkdir(this.path, { recursive: true })
+    await makeDirectory(this.path)
     await this.index.open()
     for (const name of await fs.readdir(this.path)) {
       const m = /^([0-9a-f]{8})\.pack$/.exec(name)

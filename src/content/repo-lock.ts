@@ -22,6 +22,7 @@ import fs from 'node:fs/promises'
 import { hostname } from 'node:os'
 import path from 'node:path'
 import { ValidationError } from '../errors.js'
+import { makeDirectory } from './make-directory.js'
 
 export const LOCK_FILE = 'repo.lock'
 
@@ -104,7 +105,7 @@ function ownerLive (lock: LockRecord, text: string): boolean {
 /** Takes the repository's lock; resolves to its release. ValidationError when another store holds it. */
 export async function lockRepo (repo: string): Promise<() => Promise<void>> {
   try {
-    await fs.mkdir(repo, { recursive: true })
+    await makeDirectory(repo)
   } catch (cause) {
     // A file where the folder should be (or above it), no permission: the user's setting, not a crash.
     const code = (cause as NodeJS.ErrnoException).code ?? ''

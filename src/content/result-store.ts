@@ -9,11 +9,12 @@
  * an index file that is not valid JSON is set aside (`results-index.json.corrupt-<time>`) and a fresh one
  * started.
  */
-import { readFile, writeFile, rename, mkdir } from 'node:fs/promises'
+import { readFile, writeFile, rename } from 'node:fs/promises'
 import path from 'node:path'
 import { CID } from 'multiformats/cid'
 import { silentLogger, type Logger } from '../logging/logger.js'
 import type { ContentStore } from './content-store.js'
+import { makeDirectory } from './make-directory.js'
 
 export const RESULT_INDEX_FILE = 'results-index.json'
 
@@ -109,7 +110,7 @@ export class ResultStore {
    */
   private async save (index: Map<string, string>): Promise<void> {
     const write = async (): Promise<void> => {
-      await mkdir(this.folder, { recursive: true })
+      await makeDirectory(this.folder)
       for (const [k, v] of await this.readIndexFile()) if (!index.has(k) && !this.dropped.has(k)) index.set(k, v)
       const tmp = `${this.file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`
       await writeFile(tmp, JSON.stringify(Object.fromEntries(index)))

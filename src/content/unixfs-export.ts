@@ -15,6 +15,7 @@ import { ContentVerificationError, ValidationError } from '../errors.js'
 import { throwIfAborted } from './async-utils.js'
 import { DAG_PB_CODE, RAW_CODE, identityBytes } from './cid.js'
 import type { HeliaStore } from './helia-store.js'
+import { PATH_ERRORS, makeDirectory } from './make-directory.js'
 import { processAlive } from './repo-lock.js'
 import type { PackProgressEvent } from './model-pack.js'
 
@@ -83,9 +84,6 @@ function isFolder (file: string): boolean {
     return false
   }
 }
-
-/** File-system errors that say the destination path is unusable (not a failure of the transfer). */
-const PATH_ERRORS = new Set(['ENOENT', 'ENOTDIR', 'EEXIST', 'EISDIR', 'EACCES', 'EPERM', 'EROFS', 'ENAMETOOLONG', 'ELOOP', 'EINVAL'])
 
 /** A ValidationError for an unusable destination path, else `err` itself. */
 function destinationError (dest: string, field: string, err: unknown): unknown {
@@ -283,7 +281,7 @@ export async function exportUnixfs (store: HeliaStore, cid: CID, dest: string, o
       ? { file: label, status, loaded, total, modelLoaded, modelTotal }
       : { file, status, loaded, total, model: label, modelLoaded, modelTotal })
   }
-  await fs.mkdir(path.dirname(target), { recursive: true }).catch((err: unknown) => { throw destinationError(dest, field, err) })
+  await makeDirectory(path.dirname(target)).catch((err: unknown) => { throw destinationError(dest, field, err) })
   await removeStale(target)
   const temp = path.join(path.dirname(target), tempName(`.partial-${path.basename(target)}`))
   try {

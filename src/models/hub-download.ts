@@ -20,7 +20,7 @@
  * renamed into the cache.
  */
 import { existsSync, statSync } from 'node:fs'
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import type { ProgressInfo } from '@huggingface/transformers'
@@ -30,6 +30,7 @@ import { silentLogger, type Logger } from '../logging/logger.js'
 import { DEFAULT_REVISION, expandHome, isValidHubRepo, isValidRevision } from './model-reference.js'
 import { pipelineTaskFor, supportedTasks, type ModelConfigJson } from './task-inference.js'
 import { processAlive } from '../content/repo-lock.js'
+import { makeDirectory } from '../content/make-directory.js'
 
 type Transformers = typeof import('@huggingface/transformers')
 type TransformersEnv = Transformers['env']
@@ -219,7 +220,7 @@ async function readManifest (path: string): Promise<Manifest | undefined> {
 }
 
 async function writeManifest (path: string, manifest: Manifest): Promise<void> {
-  await mkdir(dirname(path), { recursive: true })
+  await makeDirectory(dirname(path))
   const temp = `${path}.${process.pid}.${Date.now()}.tmp`
   await writeFile(temp, `${JSON.stringify(manifest, null, 2)}\n`)
   await rename(temp, path)
@@ -525,6 +526,11 @@ export async function downloadModel (repo: string, options: DownloadModelOptions
       { context: { model: repo, file: dir } })
   }
 
+  // transformers.js creates its cache folders with a recursive mkdir, which spins for ever on a path
+  // that cannot be created though its parent exists (/proc: see make-directory.ts): made here first.
+  await makeDirectory(dir).catch((cause: unknown) => {
+    throw new ModelLoadError(`the model cache folder ${dir} cannot be created: ${(cause as Error).message}`, { cause, context: { model: repo, file: dir } })
+  })
   const t = await import('@huggingface/transformers')
   const failures: FetchFailure[] = []
   const signal = options.signal

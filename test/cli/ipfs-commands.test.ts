@@ -30,8 +30,11 @@ interface RunResult {
   stderr: string
 }
 
-/** Runs the real CLI in a child process (asynchronously: the hub server answers from this process). */
-async function cli (home: string, args: string[], stdin?: string): Promise<RunResult> {
+/**
+ * Runs the real CLI in a child process (asynchronously: the hub server answers from this process);
+ * `killAfterMs`: SIGKILL it then (code null), for a command that might never end.
+ */
+async function cli (home: string, args: string[], stdin?: string, killAfterMs?: number): Promise<RunResult> {
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, IPFS_ACCELERATE_HOME: home },
@@ -42,10 +45,11 @@ async function cli (home: string, args: string[], stdin?: string): Promise<RunRe
   child.stdout.on('data', (c: Buffer) => out.push(c))
   child.stderr.on('data', (c: Buffer) => err.push(c))
   child.stdin.end(stdin)
+  const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs)
   const code = await new Promise<number | null>((resolve, reject) => {
     child.once('error', reject)
     child.once('close', resolve)
-  })
+  }).finally(() => clearTimeout(timer))
   return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }
 }
 
@@ -290,6 +294,28 @@ describe('ipfs-accelerate ipfs / models publish|pull|ls (real CLI)', () => {
       assert.equal(cacheDir.code, 2)
       assert.match(cacheDir.stderr, /^ValidationError: cache-dir: .*a-file is not a folder/)
     })
+  })
+
+  it('paths under /proc (repository, output, cache folder) are a ValidationError naming the input, exit 2, not a hang', { skip: process.platform !== 'linux' }, async () => {
+    // A recursive mkdir spun for ever there on Node 20: each command is killed after a minute (code null).
+    const fileCid = ok(await cli(home, ['ipfs', 'add', '--no-pin', path.join(root, 'hello.txt')]), 'add')
+    const cases: Array<[string[], RegExp]> = [
+      [['ipfs', 'pin', 'ls', '--repo', '/proc/ia-no-repo'], /^ValidationError: ipfs\.repo: cannot use \/proc\/ia-no-repo as the IPFS repository: ENOENT/],
+      [['ipfs', 'add', path.join(root, 'hello.txt'), '--repo', '/proc/ia-no-repo/deeper'], /^ValidationError: ipfs\.repo: cannot use \/proc\/ia-no-repo\/deeper as the IPFS repository: ENOENT/],
+      [['ipfs', 'get', fileCid, '-o', '/proc/ia-no-output/file'], /^ValidationError: output: cannot write \/proc\/ia-no-output\/file: no such file or directory \(ENOENT\)/]
+    ]
+    for (const [args, message] of cases) {
+      const result = await cli(home, args, undefined, 60_000)
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.code ?? 'killed'} ${result.stderr}`)
+      assert.match(result.stderr, message, args.join(' '))
+      assert.equal(result.stdout, '')
+    }
+    const folder = path.join(root, 'proc-pack')
+    await buildTinyModel('bert', folder, { numLayers: 1 })
+    const pack = ok(await cli(home, ['models', 'publish', folder]), 'publish')
+    const pull = await cli(home, ['models', 'pull', pack, '--cache-dir', '/proc/ia-no-cache'], undefined, 60_000)
+    assert.equal(pull.code, 2, `models pull: ${pull.code ?? 'killed'} ${pull.stderr}`)
+    assert.match(pull.stderr, /^ValidationError: cache-dir: cannot write \/proc\/ia-no-cache\/ipfs\/\w+: no such file or directory \(ENOENT\)/)
   })
 
   describe('through a configured gateway or Kubo node (ipfs.gateway, ipfs.local_node)', () => {

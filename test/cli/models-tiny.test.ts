@@ -84,4 +84,13 @@ describe('ipfs-accelerate models tiny', () => {
       rmSync(root, { recursive: true, force: true })
     }
   })
+
+  it('refuses a target the file system cannot create (under /proc) with exit 2, ValidationError on dir, without hanging', { skip: process.platform !== 'linux' }, () => {
+    // a recursive mkdir of /proc/<new>/model spun for ever on Node 20; the helper kills the CLI after 120 s
+    for (const dir of ['/proc/ia-cli-tiny', '/proc/ia-cli-tiny/model']) {
+      const result = cli('models', 'tiny', 'bert', dir, '--layers', '1')
+      assert.equal(result.status, 2, `${dir}: ${String(result.stderr)}`)
+      assert.match(String(result.stderr), new RegExp(`^ValidationError: dir: ${dir} cannot be created: ENOENT`))
+    }
+  })
 })

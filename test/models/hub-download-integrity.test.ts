@@ -7,7 +7,8 @@
  */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
+import { once } from 'node:events'
 import { readFileSync, statSync, existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, readFile, rm, truncate, utimes, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
@@ -124,6 +125,30 @@ describe('hub download integrity', () => {
     assert.equal(result.cached, false)
     assert.deepEqual(onnxGets(good, from), ['/Org/tiny-bert/resolve/main/onnx/model.onnx'])
     assert.deepEqual(await readFile(join(result.dir, 'onnx', 'model.onnx')), await readFile(join(bertDir(), 'onnx', 'model.onnx')))
+  })
+
+  it('a cache folder that cannot be created (under /proc) is a ModelLoadError naming it, not a hang', { skip: process.platform !== 'linux' }, async () => {
+    // transformers.js's recursive mkdir spins for ever there on Node 20, in the thread pool: run in a
+    // child, killed after a minute, so a build without the fix fails instead of keeping this process alive
+    const script = `
+      import { downloadModel } from './src/models/hub-download.ts'
+      const outcome = await downloadModel('Org/tiny-bert', { task: 'text_embedding', cacheDir: '/proc/ia-no-hub-cache', remoteHost: process.env.IA_HUB })
+        .then(() => 'ok', (err) => ({ name: err.name, file: err.context?.file, message: err.message }))
+      process.stdout.write(JSON.stringify(outcome))
+    `
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, IA_HUB: good.url }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    const timer = setTimeout(() => { child.kill('SIGKILL') }, 60_000)
+    const [code, signal] = await once(child, 'close') as [number | null, string | null]
+    clearTimeout(timer)
+    assert.equal(code, 0, `child ${signal ?? code}: ${stderr}`)
+    const outcome = JSON.parse(stdout) as { name: string, file: string, message: string }
+    assert.equal(outcome.name, 'ModelLoadError')
+    assert.match(outcome.file, /^\/proc\/ia-no-hub-cache\//)
+    assert.match(outcome.message, /cannot be created: ENOENT/)
   })
 
   it('reports a connection dropped mid-file with the network error as message and cause', async () => {

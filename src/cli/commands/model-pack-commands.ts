@@ -135,7 +135,7 @@ export function registerModelPackCommands (models: Command): void {
           // the pull exports from the embedded store: blocks it lacks come through the other stores first
           // (one CAR from a gateway), not pinned until the pack is complete and checked
           if (router.stores.length > 1 && isPulled(cid, cacheDir) === undefined) await router.fetchAll(cid, { signal })
-          const pulled = await pullModel(router.helia, cid, { cacheDir, signal, onProgress: reporter?.onProgress })
+          const pulled = await pullModel(router.helia, cid, { cacheDir, field: 'cache-dir', signal, onProgress: reporter?.onProgress })
           reporter?.stop()
           process.stdout.write(`${pulled.dir}\n`)
         } finally {

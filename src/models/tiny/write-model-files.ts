@@ -8,9 +8,10 @@
  * one is replaced, so re-running a build is harmless. Anything else is refused, rather than mixing a
  * tiny model into someone's folder.
  */
-import { lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises'
+import { lstat, mkdtemp, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, relative, resolve, sep } from 'node:path'
 import { ValidationError } from '../../errors.js'
+import { PATH_ERRORS, makeDirectory } from '../../content/make-directory.js'
 
 /** File contents: bytes, text, or a JSON value (written with 2-space indentation and a final newline). */
 export type ModelFileContent = Uint8Array | string | object
@@ -25,6 +26,13 @@ function code (err: unknown): string | undefined {
 
 function badTarget (dir: string, message: string, cause?: unknown): ValidationError {
   return new ValidationError(`dir: ${dir} ${message}`, [{ path: 'dir', message }], { cause, context: { field: 'dir', file: dir } })
+}
+
+/** Creating `dir`'s parent or the temporary folder beside `dir` failed: a ValidationError on dir for a path that cannot be used, else `err`. */
+function destinationError (dir: string, err: unknown): unknown {
+  if (code(err) === 'EEXIST' || code(err) === 'ENOTDIR') return badTarget(dir, 'is inside a file, not a folder', err)
+  if (!PATH_ERRORS.has(code(err) ?? '')) return err
+  return badTarget(dir, `cannot be created: ${(err as Error).message}`, err)
 }
 
 /** Files under `dir`, relative and `/`-separated (folders left out). */
@@ -78,17 +86,16 @@ export async function writeModelFiles (dir: string, files: Record<string, ModelF
   const parent = dirname(resolve(dir))
   let created: string | undefined
   try {
-    created = await mkdir(parent, { recursive: true })
+    created = await makeDirectory(parent)
   } catch (err) {
-    if (code(err) === 'EEXIST' || code(err) === 'ENOTDIR') throw badTarget(dir, 'is inside a file, not a folder', err)
-    throw err
+    throw destinationError(dir, err)
   }
   let staging: string | undefined
   try {
-    staging = await mkdtemp(join(parent, `.${basename(dir)}.tmp-`))
+    staging = await mkdtemp(join(parent, `.${basename(dir)}.tmp-`)).catch((err: unknown) => { throw destinationError(dir, err) })
     for (const name of names) {
       const target = join(staging, ...name.split('/'))
-      await mkdir(dirname(target), { recursive: true })
+      await makeDirectory(dirname(target))
       await writeFile(target, serialise(files[name]))
     }
     await moveIntoPlace(staging, dir, names, config)

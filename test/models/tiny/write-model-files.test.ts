@@ -52,4 +52,13 @@ describe('writeModelFiles', () => {
     await assert.rejects(writeModelFiles(join(root, 'link'), model(2)), isDirError)
     assert.deepEqual((await readdir(root)).filter(n => n.startsWith('.')), [], 'no temporary folder is left')
   })
+
+  it('a destination the file system cannot create (under /proc) is a ValidationError on dir, not a bare errno or a hang', { timeout: 20_000, skip: process.platform !== 'linux' }, async () => {
+    // /proc/<new>: the temporary sibling cannot be made; /proc/<new>/model: nor can its parent (a recursive
+    // mkdir spun for ever there on Node 20; the first case fails fast without the fix, before reaching it)
+    for (const dir of ['/proc/ia-tiny-model', '/proc/ia-tiny-parent/model']) {
+      await assert.rejects(writeModelFiles(dir, model(4)), (e: unknown) =>
+        e instanceof ValidationError && e.context.field === 'dir' && e.message.startsWith(`dir: ${dir} cannot be created: ENOENT`) && (e.cause as NodeJS.ErrnoException).code === 'ENOENT', dir)
+    }
+  })
 })
