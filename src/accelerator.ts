@@ -3,6 +3,7 @@
  * detection, inference engine, result cache, content stores) and creates the heavy ones lazily, so
  * constructing one is cheap and `stop()` releases everything it started.
  */
+import { types } from 'node:util'
 import { resolveConfig, resolveMetadata, type ResolveOptions } from './config/resolve.js'
 import { ENDPOINT_TYPES, type ResourcesInit, type ResolvedConfig, type EndpointType, type Metadata } from './config/schema.js'
 import { parseSize } from './config/units.js'
@@ -19,6 +20,7 @@ import type { ContentRouter } from './content/content-router.js'
 import type { ResultStore } from './content/result-store.js'
 import { isPulled, type PublishedModel, type PulledModel, type PackProgressEvent } from './content/model-pack.js'
 import { checkFolderPath } from './content/unixfs-export.js'
+import { guardListener } from './guard-listener.js'
 
 /** Per-call options of `processAsync`: `onToken`, `onProgress`, `signal` (the engine sets `source` itself). */
 export type ProcessOptions = Omit<RunOptions, 'source'>
@@ -67,6 +69,7 @@ export class IpfsAccelerate {
   constructor (resources?: ResourcesInit | null, metadata?: Metadata | null, options: IpfsAccelerateOptions = {}) {
     this.config = resolveConfig(resources, options)
     this.metadata = resolveMetadata(metadata)
+    checkLogger(options.logger)
     this.logger = options.logger ?? createLogger(this.config.logging)
     this.hardwareDetection = new HardwareDetection()
     if (this.config.performance.enable_caching) {
@@ -140,7 +143,8 @@ export class IpfsAccelerate {
     const key = options.onToken === undefined ? this.cacheKey(model, type, input) : undefined
     const hit = key === undefined ? undefined : this.resultCache?.get(key)
     if (hit !== undefined) return hit as InferenceResult
-    const result = await this.engine.run(model, input, type, { ...options, source: await this.pulledSource(model) }) as InferenceResult
+    const onProgress = options.onProgress === undefined ? undefined : guardListener(options.onProgress, this.logger)
+    const result = await this.engine.run(model, input, type, { ...options, onProgress, source: await this.pulledSource(model) }) as InferenceResult
     if (key !== undefined) this.resultCache?.set(key, result)
     return result
   }
@@ -242,7 +246,8 @@ export class IpfsAccelerate {
 
   /** Stores bytes in IPFS; returns the CID string (equal to Kubo's `ipfs add` for the same bytes). */
   async storeToIpfs (data: Uint8Array): Promise<string> {
-    if (!(data instanceof Uint8Array)) throw ValidationError.field('data', `expected bytes (Uint8Array or Buffer), got ${describe(data)}`)
+    // types.isUint8Array, not instanceof: a Proxy around bytes passes instanceof and fails every read
+    if (!types.isUint8Array(data)) throw ValidationError.field('data', `expected bytes (Uint8Array or Buffer), got ${describe(data)}`)
     return await this.untilStopped('storeToIpfs', async () => {
       const router = await this.router()
       return (await router.put(data, { pin: true, cidVersion: this.config.ipfs.cid_version, signal: this.stopping.signal })).toString()
@@ -263,6 +268,7 @@ export class IpfsAccelerate {
    */
   async publishModel (folderOrId: string, options: { onProgress?: (e: PackProgressEvent) => void } = {}): Promise<PublishedModel> {
     if (typeof folderOrId !== 'string' || folderOrId.trim() === '') throw ValidationError.field('model', 'expected a folder or a model id')
+    const onProgress = this.transferListener(options)
     return await this.untilStopped('publishModel', async () => {
       const dir = (await this.engine.load(folderOrId, 'auto')).dir
       const router = await this.router()
@@ -271,7 +277,7 @@ export class IpfsAccelerate {
       // make the same model's CID depend on where it sits on this machine.
       const ref = parseModelReference(folderOrId, this.config)
       const source = ref.kind === 'hub' ? `${ref.repo}@${ref.revision}` : undefined
-      const published = await publishModel(router.helia, dir, { ...options, source, cidVersion: this.config.ipfs.cid_version })
+      const published = await publishModel(router.helia, dir, { onProgress, source, cidVersion: this.config.ipfs.cid_version })
       // with `ipfs.local_node`, the Kubo node gets the pack too (pinned), so the IPFS network can find it there
       const { parseCid } = await import('./content/cid.js')
       await router.replicate(parseCid(published.cid), { signal: this.stopping.signal })
@@ -279,8 +285,22 @@ export class IpfsAccelerate {
     })
   }
 
+  /** The `onProgress` of publishModel/pullModel options, checked before any I/O and guarded (see guard-listener.ts). */
+  private transferListener (options: unknown): ((event: PackProgressEvent) => void) | undefined {
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) throw ValidationError.field('options', `expected an object, got ${describe(options)}`)
+    const { onProgress } = options as { onProgress?: unknown }
+    if (onProgress === undefined) return undefined
+    if (typeof onProgress !== 'function') throw ValidationError.field('options.onProgress', `expected a function, got ${describe(onProgress)}`)
+    return guardListener(onProgress as (event: PackProgressEvent) => unknown, this.logger)
+  }
+
   /** Fetches a model pack by CID into the local model cache (verified, atomic, pinned); returns its folder. */
   async pullModel (cid: string, options: { onProgress?: (e: PackProgressEvent) => void, cacheDir?: string } = {}): Promise<PulledModel> {
+    const onProgress = this.transferListener(options)
+    const { cacheDir: givenCacheDir } = options as { cacheDir?: unknown }
+    if (givenCacheDir !== undefined && (typeof givenCacheDir !== 'string' || givenCacheDir.trim() === '' || givenCacheDir.includes('\0'))) {
+      throw ValidationError.field('cacheDir', `expected a folder path, got ${describe(givenCacheDir)}`)
+    }
     const { parseIpfsPath } = await import('./content/cid.js')
     const ref = parseIpfsPath(cid)
     if (ref.path !== undefined && ref.path !== '') {
@@ -297,7 +317,7 @@ export class IpfsAccelerate {
       // complete in the cache is returned as it is: its blocks are not walked again.
       const { isPulled, pullModel } = await import('./content/model-pack.js')
       if (isPulled(ref.cid, cacheDir) === undefined) await router.fetchAll(ref.cid, { signal: this.stopping.signal })
-      return await pullModel(router.helia, ref.cid, { ...options, cacheDir, field })
+      return await pullModel(router.helia, ref.cid, { onProgress, cacheDir, field })
     })
   }
 
@@ -343,22 +363,30 @@ export class IpfsAccelerate {
     if (!Array.isArray(models) || models.some(m => typeof m !== 'string' || m.trim() === '')) {
       throw ValidationError.field('models', 'expected a list of model identifiers')
     }
-    const types = resources?.endpoint_types ?? {}
+    if (resources !== undefined && resources !== null && (typeof resources !== 'object' || Array.isArray(resources))) {
+      throw ValidationError.field('resources', `expected an object, got ${describe(resources)}`)
+    }
+    const types: unknown = resources?.endpoint_types ?? {}
+    if (typeof types !== 'object' || types === null || Array.isArray(types)) throw ValidationError.field('resources.endpoint_types', `expected an object mapping models to endpoint types, got ${describe(types)}`)
+    checkProcessOptions(options)
+    const onProgress = options.onProgress === undefined ? undefined : guardListener(options.onProgress, this.logger)
     const out: Record<string, EndpointInfo | DeferredEndpoint> = {}
     for (const model of models) {
-      const type = this.checkCall(model, types[model], undefined)
+      // own keys only: a model named `constructor` must not find Object.prototype's
+      const type = this.checkCall(model, Object.hasOwn(types, model) ? (types as Record<string, unknown>)[model] : undefined, undefined)
       if (!this.config.performance.enable_prefetch) {
         parseModelReference(model, this.config) // a bad id still fails now, not at first use
         out[model] = { model, endpoint_type: type, deferred: true }
         continue
       }
-      out[model] = await this.engine.load(model, type, { ...options, source: await this.pulledSource(model) })
+      out[model] = await this.engine.load(model, type, { onProgress, source: await this.pulledSource(model) })
     }
     return out
   }
 
   /** Unloads a model's sessions. */
   async unloadModel (model: string): Promise<boolean> {
+    if (typeof model !== 'string' || model.trim() === '') throw ValidationError.field('model', `expected a non-empty model identifier, got ${describe(model)}`)
     this.checkNotStopped()
     // A worker that exited took its models with it: nothing is loaded (the next inference starts a new one).
     if (this.engineInstance === undefined || !this.engineInstance.alive) return false
@@ -367,8 +395,10 @@ export class IpfsAccelerate {
 
   /** Progress of model downloads, for every call. */
   onProgress (listener: (event: ModelProgressEvent) => void): () => void {
-    this.progressListeners.add(listener)
-    return () => { this.progressListeners.delete(listener) }
+    if (typeof listener !== 'function') throw ValidationError.field('listener', `expected a function, got ${describe(listener)}`)
+    const guarded = guardListener(listener, this.logger)
+    this.progressListeners.add(guarded)
+    return () => { this.progressListeners.delete(guarded) }
   }
 
   /**
@@ -420,6 +450,13 @@ function isRepeatable (input: unknown): boolean {
   if (input === null || typeof input !== 'object') return true
   const { do_sample: doSample, seed } = input as Record<string, unknown>
   return !(doSample === true && seed === undefined)
+}
+
+/** A logger given in the options must be pino-shaped: it is used from the first call on, deep in every component. */
+function checkLogger (logger: unknown): void {
+  if (logger === undefined) return
+  const missing = ['child', 'trace', 'debug', 'info', 'warn', 'error', 'fatal'].filter(m => typeof (logger as Record<string, unknown> | null)?.[m] !== 'function')
+  if (missing.length > 0) throw ValidationError.field('options.logger', `expected a pino logger; ${describe(logger)} lacks ${missing.join(', ')}`)
 }
 
 /** The options of `processAsync`, checked before anything runs (a bad callback would fail mid-call). */

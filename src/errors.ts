@@ -163,7 +163,7 @@ export function serializeError (err: unknown, depth = 0): SerializedError {
 
 /** A cause as it was: one of ours by its class, anything else as a plain Error with its name. */
 function deserializeCause (data: SerializedError): Error {
-  if (data.name in errorClasses) return deserializeError(data)
+  if (Object.hasOwn(errorClasses, data.name)) return deserializeError(data)
   const err = new Error(data.message, data.cause === undefined ? undefined : { cause: deserializeCause(data.cause) })
   err.name = data.name
   if (data.stack !== undefined) err.stack = data.stack
@@ -179,7 +179,8 @@ export function deserializeError (data: SerializedError): AccelerateError {
     ;(v as { issues: readonly ValidationIssue[] }).issues = Object.freeze([...(data.issues ?? [])])
     err = v
   } else {
-    const Cls = (errorClasses as Record<string, new (m: string, o?: ErrorOptions) => AccelerateError>)[data.name] ?? InferenceError
+    // own keys only: a name such as `toString` or `__proto__` must not reach Object.prototype
+    const Cls = Object.hasOwn(errorClasses, data.name) ? (errorClasses as Record<string, new (m: string, o?: ErrorOptions) => AccelerateError>)[data.name] : InferenceError
     err = new Cls(data.message, { context: data.context, cause })
   }
   if (data.stack !== undefined) err.stack = data.stack

@@ -184,6 +184,7 @@ function modelProblems (config: ResolvedConfig): Problem[] {
 
 /** Validates and freezes a config. Throws ValidationError listing every problem with its path. */
 export function resolveConfig (init: ResourcesInit | undefined | null = {}, options: ResolveOptions = {}): ResolvedConfig {
+  if (!isPlainObject(options as unknown)) throw ValidationError.field('options', `expected an object, got ${options === null ? 'null' : Array.isArray(options) ? 'array' : typeof options}`)
   if (init !== undefined && init !== null && !isPlainObject(init)) {
     throw new ValidationError('resources must be an object', [{ path: '(root)', message: `expected an object, got ${Array.isArray(init) ? 'array' : typeof init}` }])
   }

@@ -26,13 +26,16 @@ export type { Precision, DeviceName, EndpointType, Task } from './constants.js'
 
 export const LOG_LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARNING', 'WARN', 'ERROR', 'CRITICAL', 'FATAL', 'SILENT'] as const
 
+/** A file or folder path: not empty, and without NUL (which every file-system call refuses with a TypeError). */
+const path = z.string().min(1).refine(value => !value.includes('\0'), 'must not contain a NUL character')
+
 export const ipfsSchema = z.strictObject({
   gateway: url.optional(),
   local_node: url.optional(),
   timeout: z.number().positive().max(86_400).default(D.DEFAULT_IPFS_TIMEOUT_S),
   retry_count: z.number().int().min(0).max(100).default(D.DEFAULT_IPFS_RETRY_COUNT),
   enable_local_gateway: z.boolean().default(D.DEFAULT_ENABLE_LOCAL_GATEWAY),
-  repo: z.string().min(1).optional(),
+  repo: path.optional(),
   cid_version: z.union([z.literal(0), z.literal(1)], { error: 'expected 0 or 1' }).default(D.DEFAULT_CID_VERSION)
 })
 
@@ -62,7 +65,7 @@ export const performanceSchema = z.strictObject({
 export const loggingSchema = z.strictObject({
   level: z.string().transform(v => v.toUpperCase()).pipe(z.enum(LOG_LEVELS)).default('INFO'),
   enable_performance_logging: z.boolean().default(false),
-  log_file: z.string().min(1).optional()
+  log_file: path.optional()
 })
 
 const endpointSchema = z.strictObject({
@@ -81,7 +84,7 @@ export const modelSchema = z.strictObject({
   provider: z.enum(['huggingface', 'local', 'ipfs']).default('huggingface'),
   /** Where the model lives: a hub repository, a local folder or an ipfs:// CID. Defaults to the key itself. */
   source: z.string().min(1).optional(),
-  cache_dir: z.string().min(1).optional(),
+  cache_dir: path.optional(),
   precision: z.enum(PRECISIONS).optional(),
   batch_size: z.number().int().min(1).max(4096).optional(),
   max_length: z.number().int().min(1).max(1_000_000).optional(),
@@ -92,7 +95,7 @@ export const modelSchema = z.strictObject({
 export const hubSchema = z.strictObject({
   remote_host: url.default(D.DEFAULT_HUB_HOST),
   allow_remote: z.boolean().default(true),
-  cache_dir: z.string().min(1).optional()
+  cache_dir: path.optional()
 })
 
 export const resourcesSchema = z.strictObject({

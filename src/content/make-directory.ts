@@ -5,6 +5,7 @@
  * failing. Here each missing level is created with a plain mkdir, and is tried again at most once, after
  * its parent has been made: a second ENOENT is thrown.
  */
+import { mkdirSync, statSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 
@@ -45,4 +46,26 @@ export async function makeDirectory (dir: string): Promise<string | undefined> {
 async function existingFolder (dir: string, err: unknown): Promise<undefined> {
   if (!(await fs.stat(dir).then(s => s.isDirectory(), () => false))) throw err
   return undefined
+}
+
+/** makeDirectory, synchronously (for what must be ready before a constructor returns: the log file's folder). */
+export function makeDirectorySync (dir: string): string | undefined {
+  try {
+    mkdirSync(dir)
+    return dir
+  } catch (err) {
+    if (code(err) === 'EEXIST') {
+      if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw err
+      return undefined
+    }
+    const parent = path.dirname(dir)
+    if (code(err) !== 'ENOENT' || parent === dir) throw err
+    const first = makeDirectorySync(parent)
+    try {
+      mkdirSync(dir)
+    } catch (again) {
+      if (code(again) !== 'EEXIST' || statSync(dir, { throwIfNoEntry: false })?.isDirectory() !== true) throw again
+    }
+    return first ?? dir
+  }
 }

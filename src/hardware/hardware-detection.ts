@@ -5,6 +5,7 @@
  */
 import type { Logger } from '../logging/logger.js'
 import { silentLogger } from '../logging/logger.js'
+import { ValidationError } from '../errors.js'
 import { BACKEND_KEYS, type HardwareReport } from './hardware-report.js'
 import { DEFAULT_PROBE_TIMEOUTS, type Probe, type ProbeContext, type ProbeTimeouts } from './probe-context.js'
 import { systemProbeEnvironment, type ProbeEnvironment } from './probe-environment.js'
@@ -52,6 +53,9 @@ export class HardwareDetection {
   private generation = 0
 
   constructor (init: HardwareDetectionInit = {}) {
+    for (const [field, value] of [['init', init], ['init.environment', init?.environment ?? {}], ['init.timeouts', init?.timeouts ?? {}]] as const) {
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) throw ValidationError.field(field, `expected an object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`)
+    }
     this.environment = systemProbeEnvironment(init.environment)
     this.timeouts = { ...DEFAULT_PROBE_TIMEOUTS, ...init.timeouts }
     this.logger = init.logger ?? silentLogger()

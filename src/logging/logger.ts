@@ -3,7 +3,10 @@
  * `logging.level` maps the seed's Python-style names (INFO, WARNING, CRITICAL) onto pino's.
  */
 import { pino, type Logger as PinoLogger, type DestinationStream } from 'pino'
+import { dirname } from 'node:path'
 import type { LoggingConfig } from '../config/schema.js'
+import { ValidationError } from '../errors.js'
+import { makeDirectorySync } from '../content/make-directory.js'
 
 export type Logger = PinoLogger
 
@@ -28,10 +31,21 @@ export function pinoLevel (level: string): string {
  * otherwise, so stdout stays free for results and the CLI's output.
  */
 export function createLogger (config: Pick<LoggingConfig, 'level' | 'log_file'>, destination?: DestinationStream): Logger {
-  const dest = destination ?? (config.log_file !== undefined
-    ? pino.destination({ dest: config.log_file, append: true, mkdir: true, sync: true })
-    : pino.destination({ fd: 2, sync: true }))
+  const dest = destination ?? (config.log_file !== undefined ? openLogFile(config.log_file) : pino.destination({ fd: 2, sync: true }))
   return pino({ name: 'ipfs-accelerate', level: pinoLevel(config.level), base: undefined }, dest)
+}
+
+/**
+ * The log file, its folder created first (not by pino's own recursive mkdir, which spins for ever under
+ * /proc: see make-directory.ts). A path that cannot be a log file is a ValidationError on the setting.
+ */
+function openLogFile (file: string): DestinationStream {
+  try {
+    makeDirectorySync(dirname(file))
+    return pino.destination({ dest: file, append: true, mkdir: false, sync: true })
+  } catch (cause) {
+    throw new ValidationError(`logging.log_file: cannot write the log file ${file}: ${(cause as Error).message}`, [{ path: 'logging.log_file', message: (cause as Error).message }], { cause, context: { field: 'logging.log_file', file } })
+  }
 }
 
 /** A child logger for one component. */
