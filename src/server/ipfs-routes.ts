@@ -14,7 +14,7 @@
  * error messages (or fastify's for a malformed request), never a stack or a foreign library's message.
  */
 import { Readable } from 'node:stream'
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Blockstore } from 'interface-blockstore'
 import * as dagPb from '@ipld/dag-pb'
 import { CID } from 'multiformats/cid'
@@ -23,14 +23,15 @@ import { createHash } from 'node:crypto'
 import { AccelerateError, ContentVerificationError, ValidationError, toStorageError, type StorageError } from '../errors.js'
 import type { HeliaStore } from '../content/helia-store.js'
 import { DAG_PB_CODE, RAW_CODE, SHA2_256_CODE, assertSupportedCid, identityBytes, parseIpfsPath, verifyBlock } from '../content/cid.js'
-import { resolveIpfsPath, walkDag, type BlockGetter } from '../content/unixfs-reader.js'
+import { blockLinks, resolveIpfsPath, walkDag, type BlockGetter } from '../content/unixfs-reader.js'
 import { NotAcceptable, RangeNotSatisfiable, byteRange, carEtag, carRequest, notModified, varyOnAccept, wantsFormat, type Query } from './gateway-request.js'
 import { entityBytesBlocks } from './entity-bytes.js'
 import { indirectPins, isPinnedRoot, pinTypeOf } from '../content/pin-listing.js'
-import { emptyDirectory } from '../content/unixfs-layout.js'
 import { MAX_BIG_CAR_SECTION_BYTES, MAX_CAR_SECTION_BYTES, limitCarSections } from '../content/car-limits.js'
 import { MAX_BLOCK_BYTES } from '../content/bounded-body.js'
 import { carBytes } from '../content/car-stream.js'
+import { KUBO_CHUNK_SIZE, emptyDirectory } from '../content/unixfs-layout.js'
+import { AddPaths } from './add-paths.js'
 
 export interface IpfsRouteDeps {
   /** Where blocks are read from (the embedded store's blockstore). */
@@ -284,20 +285,25 @@ function closeIfBodyUnread (reply: FastifyReply): void {
   if (!reply.request.raw.complete) reply.header('connection', 'close')
 }
 
-async function sendRpcError (reply: FastifyReply, err: unknown): Promise<void> {
-  if (reply.sent) { reply.raw.destroy(); return }
-  // a failing disk says so (as a StorageError), rather than "internal error"
-  err = toStorageError(err, reply.request.url.split('?')[0]) ?? err
-  closeIfBodyUnread(reply)
+/** Kubo's error body and status: 400 for a bad request, 403 for a foreign Origin, 405 for a wrong method, 500 for anything else. */
+export function rpcError (err: unknown): { status: number, body: { Message: string, Code: number, Type: 'error' } } {
   const status = statusOf(err)
   let message = err instanceof RpcFailure ? err.message : publicMessage(err)
   // Kubo's wording, which clients (and our KuboStore) recognise
   if ((err as Error)?.name === 'NotFoundError') message = `block was not found locally (offline): ipld: could not find node (${message})`
-  clearHeaders(reply)
-  // Kubo answers 400 for a bad request, 403 for a foreign Origin, 405 for a wrong method and 500 for anything else
   const sent = status === 405 || status === 403 ? status : status >= 400 && status < 500 && (err as Error)?.name !== 'NotFoundError' ? 400 : 500
-  await reply.code(sent).header('content-type', 'application/json; charset=utf-8')
-    .send({ Message: message, Code: sent === 400 ? 1 : 0, Type: 'error' })
+  return { status: sent, body: { Message: message, Code: sent === 400 ? 1 : 0, Type: 'error' } }
+}
+
+/** Sends `err` in Kubo's shape (what the `/api/v0` commands answer). */
+export async function sendRpcError (reply: FastifyReply, err: unknown): Promise<void> {
+  if (reply.sent) { reply.raw.destroy(); return }
+  // a failing disk says so (as a StorageError), rather than "internal error"
+  err = toStorageError(err, reply.request.url.split('?')[0]) ?? err
+  closeIfBodyUnread(reply)
+  clearHeaders(reply)
+  const { status, body } = rpcError(err)
+  await reply.code(status).header('content-type', 'application/json; charset=utf-8').send(body)
 }
 
 /**
@@ -346,6 +352,17 @@ async function * fromBody<T> (open: () => AsyncIterable<T>): AsyncGenerator<T> {
   }
 }
 
+/**
+ * The request's multipart parts. @fastify/multipart learns that the connection closed from the
+ * request's 'close' event, listened to from this call on: a request cut before it (a client that ends
+ * its side mid-body, which Node answers by destroying the request) would otherwise leave the caller
+ * waiting for parts forever, holding the store's lock.
+ */
+function multipartParts (request: FastifyRequest): ReturnType<FastifyRequest['parts']> {
+  if (request.raw.destroyed) throw new Error('the connection closed before the body was read')
+  return request.parts()
+}
+
 /** A part's file name as sent (kubo-rpc-client percent-encodes it). */
 function partName (filename: string | undefined): string {
   try {
@@ -355,11 +372,49 @@ function partName (filename: string | undefined): string {
   }
 }
 
+/** A line of add's answer; `path` for an entry's own line (not a progress line). */
+interface AnswerLine { text: string, path?: string }
+
+/**
+ * add's answer: `lines` in order, and the folders the importer did not report (it stores an empty folder
+ * without reporting it; Kubo lists it) each just before its parent's line, or last when its parent is not
+ * listed. Built in one pass: an answer can have ~100,000 lines.
+ */
+function addAnswer (lines: AnswerLine[], unreported: Array<Required<AnswerLine>>, wrap: boolean): string {
+  const listed = new Set([...lines.map(l => l.path), ...unreported.map(l => l.path)])
+  const before = new Map<string, Array<Required<AnswerLine>>>()
+  const last: Array<Required<AnswerLine>> = []
+  for (const line of unreported) {
+    const parent = line.path.includes('/') ? line.path.slice(0, line.path.lastIndexOf('/')) : wrap ? '' : undefined
+    if (parent === undefined || !listed.has(parent)) last.push(line)
+    else if (before.has(parent)) before.get(parent)?.push(line)
+    else before.set(parent, [line])
+  }
+  const out: string[] = []
+  const put = (line: AnswerLine): void => {
+    if (line.path !== undefined) {
+      for (const child of before.get(line.path) ?? []) put(child)
+      before.delete(line.path)
+    }
+    out.push(line.text)
+  }
+  for (const line of [...lines, ...last]) put(line)
+  return out.join('\n') + '\n'
+}
+
 /** The path a nameless file is imported at (reported with its CID as name, as Kubo does). */
 const UNNAMED = 'file'
 
+/** Where the Kubo RPC commands are served. */
+const RPC_PREFIX = '/api/v0'
 /** The Kubo RPC commands served here (POST only). */
 const RPC_COMMANDS = ['add', 'cat', 'block/get', 'block/stat', 'block/put', 'dag/import', 'pin/add', 'pin/ls', 'pin/rm', 'id', 'version']
+
+/** Whether a request's URL names one of the RPC commands, whose errors are in Kubo's shape. */
+export function isRpcCommand (url: string): boolean {
+  const path = url.split('?')[0]
+  return path.startsWith(`${RPC_PREFIX}/`) && RPC_COMMANDS.includes(path.slice(RPC_PREFIX.length + 1))
+}
 
 /** Kubo's `pin ls --type` values; this store has no direct pins, so `direct` lists nothing. */
 const PIN_TYPES = ['all', 'recursive', 'indirect', 'direct']
@@ -401,10 +456,55 @@ function argList (query: Query): string[] {
   return args.filter(a => a !== '')
 }
 
+/** Kubo's block formats we can store, from its legacy `format` option; any other is refused, never stored as raw. */
+const BLOCK_FORMATS = ['raw', 'v0', 'protobuf', 'dag-pb']
+
+/**
+ * The CID block/put makes, from Kubo's options: `cid-codec` (raw, dag-pb), `mhtype` (sha2-256), `mhlen`
+ * (32, or -1 for the hash's own), or the legacy `format` (`v0` is a CIDv0). Kubo ignores options a command
+ * does not have, so `version` (which kubo-rpc-client can send) changes nothing here either.
+ */
+function blockPutCid (query: Query): { code: number, version: 0 | 1 } {
+  const format = single(query, 'format')
+  if (format !== undefined && !BLOCK_FORMATS.includes(format)) {
+    throw ValidationError.field('format', `unsupported block format ${JSON.stringify(format)} (raw, dag-pb, protobuf or v0)`)
+  }
+  const codecName = single(query, 'cid-codec') ?? (format === undefined || format === 'raw' ? 'raw' : 'dag-pb')
+  const code = codecName === 'dag-pb' ? DAG_PB_CODE : codecName === 'raw' ? RAW_CODE : undefined
+  if (code === undefined) throw ValidationError.field('cid-codec', 'only raw and dag-pb are supported')
+  const mhtype = single(query, 'mhtype')
+  if (mhtype !== undefined && mhtype !== 'sha2-256') throw ValidationError.field('mhtype', 'only sha2-256 is supported')
+  const mhlen = single(query, 'mhlen')
+  if (mhlen !== undefined && mhlen !== '-1' && mhlen !== '32') throw ValidationError.field('mhlen', 'only 32 is supported')
+  const version = format === 'v0' ? 0 : 1
+  if (version === 0 && code !== DAG_PB_CODE) throw ValidationError.field('format', 'CIDv0 blocks must be dag-pb')
+  return { code, version }
+}
+
+/** The one `arg` of a command that takes one ipfs-path. */
 function argCid (query: Query): ReturnType<typeof parseIpfsPath> {
-  const arg = query.arg
-  if (arg === undefined || arg === '') throw ValidationError.field('arg', 'argument "ipfs-path" is required')
+  const arg = single(query, 'arg')
+  if (arg === undefined) throw ValidationError.field('arg', 'argument "ipfs-path" is required')
   return parseIpfsPath(arg)
+}
+
+/**
+ * An option given at most once (a repeated parameter arrives as an array), empty meaning absent (as
+ * `flag` takes it): `undefined` when absent.
+ */
+function single (query: Query, name: string): string | undefined {
+  const value: unknown = query[name]
+  if (Array.isArray(value)) throw ValidationError.field(name, `given ${value.length} times, expected once`)
+  return value === undefined || value === '' ? undefined : String(value)
+}
+
+/** A non-negative decimal integer option (`offset`, `length`), `undefined` when absent. */
+function nonNegativeInteger (query: Query, name: string): number | undefined {
+  const value = single(query, name)
+  if (value === undefined) return undefined
+  const n = /^[0-9]+$/.test(value) ? Number(value) : NaN
+  if (!Number.isSafeInteger(n)) throw ValidationError.field(name, `expected a non-negative decimal integer, got ${JSON.stringify(value)}`)
+  return n
 }
 
 /** `POST /api/v0/…`: the Kubo RPC subset (add, cat, block/get, block/stat, block/put, dag/import, pin/add, pin/ls, pin/rm, id, version). */
@@ -426,10 +526,12 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
       await sendRpcError(reply, new ForeignOrigin(origin))
       return reply
     })
-    // Kubo answers 405 to any other method on its commands
+    // Kubo answers 405 to any other method on its commands. OPTIONS too: nothing here answers a CORS
+    // preflight (a page of another origin is refused anyway, see above), and a host server's CORS
+    // plugin answers a preflight in its own hook, before this route.
     for (const command of RPC_COMMANDS) {
       api.route({
-        method: ['GET', 'HEAD', 'PUT', 'DELETE', 'PATCH'],
+        method: ['GET', 'HEAD', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'],
         url: `/${command}`,
         exposeHeadRoute: false,
         handler: async (request, reply) => {
@@ -442,7 +544,7 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
       let sawFile = false
       try {
         const query = request.query as Query
-        const cidVersion = query['cid-version'] === undefined || query['cid-version'] === '' ? 0 : Number(query['cid-version'])
+        const cidVersion = nonNegativeInteger(query, 'cid-version') ?? 0
         if (cidVersion !== 0 && cidVersion !== 1) throw ValidationError.field('cid-version', 'must be 0 or 1')
         if (flag(query, 'raw-leaves', cidVersion === 1) !== (cidVersion === 1)) throw ValidationError.field('raw-leaves', 'only Kubo\'s default for the CID version is supported (v0: false, v1: true)')
         if (query.chunker !== undefined && query.chunker !== '' && query.chunker !== 'size-262144') throw ValidationError.field('chunker', 'only size-262144 is supported')
@@ -455,33 +557,46 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
         const pin = flag(query, 'pin', true)
         const progress = flag(query, 'progress', false)
         if (!request.isMultipart()) throw ValidationError.field('file', 'expected a multipart/form-data body with a file')
-        const lines: string[] = []
+        const lines: AnswerLine[] = []
         const directories = new Set<string>()
         const reported = new Set<string>()
         // whether a part came without a name (imported as UNNAMED): only then is UNNAMED reported by its CID,
         // never a file that is really called `file`
         let nameless = false
+        // every path is checked as its part arrives, before the importer takes it: nothing is pinned
+        // before the last part is in, so a refused path pins nothing
+        const paths = new AddPaths()
         // Parts become entries one at a time (a part's body is read to its end before the next part
         // arrives): files with their content, directories (application/x-directory) as paths. A lone
         // file without a name is named by its CID, as Kubo does.
         const entries = (async function * () {
-          for await (const part of fromBody(() => request.parts())) {
+          for await (const part of fromBody(() => multipartParts(request))) {
             if (part.type !== 'file') continue
             sawFile = true
             const name = partName(part.filename)
-            if (part.mimetype === 'application/x-directory') {
+            const folder = part.mimetype === 'application/x-directory'
+            // unwrapped, a nameless file is a root of its own; wrapped, it is UNNAMED in the wrapper
+            if (name === '' && !wrap && !folder) paths.addNameless()
+            else paths.add(name === '' ? UNNAMED : name, folder)
+            if (folder) {
               part.file.resume()
               directories.add(name)
               yield { path: name }
               continue
             }
             let bytes = 0
+            let shown = 0
             const content = (async function * () {
               for await (const chunk of fromBody<Uint8Array>(() => part.file)) {
                 bytes += chunk.byteLength
-                if (progress) lines.push(JSON.stringify({ Name: name, Bytes: bytes }))
+                // as Kubo, once per chunk of the layout (not per network read, whose count the client sets)
+                while (progress && bytes - shown >= KUBO_CHUNK_SIZE) {
+                  shown += KUBO_CHUNK_SIZE
+                  lines.push({ text: JSON.stringify({ Name: name, Bytes: shown }) })
+                }
                 yield chunk
               }
+              if (progress && bytes > shown) lines.push({ text: JSON.stringify({ Name: name, Bytes: bytes }) })
             })()
             if (name === '') nameless = true
             yield { path: name === '' ? UNNAMED : name, content }
@@ -494,17 +609,15 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
           wrapWithDirectory: wrap,
           onEntry: ({ path, cid, size }) => {
             reported.add(path)
-            lines.push(JSON.stringify({ Name: nameless && path === UNNAMED ? cid.toString() : path, Hash: cid.toString(), Size: size.toString() }))
+            lines.push({ path, text: JSON.stringify({ Name: nameless && path === UNNAMED ? cid.toString() : path, Hash: cid.toString(), Size: size.toString() }) })
           }
         })
-        // The importer stores an empty directory but does not report it; Kubo does, before its parent.
         const empty = emptyDirectory(cidVersion)
-        for (const dir of [...directories].filter(d => !reported.has(d))) {
-          const parent = dir.includes('/') ? dir.slice(0, dir.lastIndexOf('/')) : wrap ? '' : undefined
-          const at = parent === undefined ? -1 : lines.findIndex(l => (JSON.parse(l) as { Name: string, Hash?: string }).Name === parent && l.includes('"Hash"'))
-          lines.splice(at < 0 ? lines.length : at, 0, JSON.stringify({ Name: dir, Hash: empty.cid.toString(), Size: String(empty.size) }))
-        }
-        return await reply.header('content-type', 'application/json').header('x-chunked-output', '1').send(lines.join('\n') + '\n')
+        const unreported = [...directories].filter(d => !reported.has(d)).map(dir => ({
+          path: dir,
+          text: JSON.stringify({ Name: dir, Hash: empty.cid.toString(), Size: String(empty.size) })
+        }))
+        return await reply.header('content-type', 'application/json').header('x-chunked-output', '1').send(addAnswer(lines, unreported, wrap))
       } catch (err) {
         // an upload without a file part: the store found nothing to import
         const empty = err instanceof ValidationError && err.context.field === 'content' && !sawFile
@@ -516,12 +629,10 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
       try {
         const query = request.query as Query
         const ref = argCid(query)
+        const offset = nonNegativeInteger(query, 'offset')
+        const length = nonNegativeInteger(query, 'length')
         const signal = abortOnClose(reply)
         const target = await deps.store.resolve(ref.cid, ref.path, { signal })
-        const offset = query.offset === undefined ? undefined : Number(query.offset)
-        const length = query.length === undefined ? undefined : Number(query.length)
-        if (offset !== undefined && (!Number.isSafeInteger(offset) || offset < 0)) throw ValidationError.field('offset', 'must be a non-negative integer')
-        if (length !== undefined && (!Number.isSafeInteger(length) || length < 0)) throw ValidationError.field('length', 'must be a non-negative integer')
         const stat = await deps.store.stat(target, { signal })
         if (stat.type !== 'file' && stat.type !== 'raw') throw ValidationError.field('arg', 'this dag node is a directory')
         // read the first piece before answering, so a missing or corrupt block is still an error status
@@ -569,38 +680,40 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
     api.post('/block/put', async (request, reply) => {
       try {
         const query = request.query as Query
-        const format = query.format
-        // Kubo's formats we can store; any other (cbor, dag-cbor, ...) is refused, never stored as raw.
-        if (format !== undefined && format !== '' && !['raw', 'v0', 'protobuf', 'dag-pb'].includes(format)) {
-          throw ValidationError.field('format', `unsupported block format ${JSON.stringify(format)} (raw, dag-pb, protobuf or v0)`)
-        }
-        const codecName = query['cid-codec'] ?? (format === 'v0' || format === 'protobuf' || format === 'dag-pb' ? 'dag-pb' : 'raw')
-        const code = codecName === 'dag-pb' ? DAG_PB_CODE : codecName === 'raw' ? RAW_CODE : undefined
-        if (code === undefined) throw ValidationError.field('cid-codec', 'only raw and dag-pb are supported')
-        if (query.mhtype !== undefined && query.mhtype !== 'sha2-256') throw ValidationError.field('mhtype', 'only sha2-256 is supported')
-        if (query.mhlen !== undefined && query.mhlen !== '-1' && query.mhlen !== '32') throw ValidationError.field('mhlen', 'only 32 is supported')
-        const version = format === 'v0' ? 0 : query.version === '0' ? 0 : 1
-        if (version === 0 && code !== DAG_PB_CODE) throw ValidationError.field('format', 'CIDv0 blocks must be dag-pb')
+        const { code, version } = blockPutCid(query)
+        const pin = flag(query, 'pin', false)
+        const allowBig = flag(query, 'allow-big-block', false)
         // a block is held whole in memory to be hashed: even a big one is bounded (as dag/import's sections)
-        const limit = flag(query, 'allow-big-block', false) ? MAX_BIG_CAR_SECTION_BYTES : MAX_BLOCK_PUT_BYTES
+        const limit = allowBig ? MAX_BIG_CAR_SECTION_BYTES : MAX_BLOCK_PUT_BYTES
+        const tooBig = allowBig ? 'the most a block can be, even with allow-big-block' : 'allow-big-block to force'
         if (!request.isMultipart()) throw ValidationError.field('file', 'expected a multipart/form-data body with a file')
-        const part = await request.file().catch((err: unknown) => { throw badBody(err) })
-        if (part === undefined) throw ValidationError.field('file', 'no file in the request')
-        const chunks: Buffer[] = []
-        let size = 0
-        for await (const chunk of fromBody<Buffer>(() => part.file)) {
-          size += (chunk as Buffer).byteLength
-          if (size > limit) throw ValidationError.field('file', `block is over ${limit} bytes (allow-big-block to force)`)
-          chunks.push(chunk as Buffer)
+        // As Kubo, every file part is a block. Each is stored as it arrives (one block in memory at a time)
+        // and pinned only once the body has reached its closing boundary: a cut upload pins nothing (its
+        // blocks stay unpinned, for gc, as dag/import's).
+        const stored: Array<{ cid: CID, size: number, links: CID[] }> = []
+        for await (const part of fromBody(() => multipartParts(request))) {
+          if (part.type !== 'file') continue
+          const chunks: Buffer[] = []
+          let size = 0
+          for await (const chunk of fromBody<Buffer>(() => part.file)) {
+            size += chunk.byteLength
+            if (size > limit) throw ValidationError.field('file', `block is over ${limit} bytes (${tooBig})`)
+            chunks.push(chunk)
+          }
+          const bytes = Buffer.concat(chunks)
+          if (code === DAG_PB_CODE) {
+            try { dagPb.decode(bytes) } catch { throw ValidationError.field('file', 'not a valid dag-pb block') }
+          }
+          const digest = Digest.create(SHA2_256_CODE, createHash('sha256').update(bytes).digest())
+          const cid = version === 0 ? CID.createV0(digest) : CID.createV1(code, digest)
+          await deps.store.putBlock(cid, bytes)
+          stored.push({ cid, size: bytes.byteLength, links: blockLinks(cid, bytes) })
         }
-        const bytes = Buffer.concat(chunks)
-        if (code === DAG_PB_CODE) {
-          try { dagPb.decode(bytes) } catch { throw ValidationError.field('file', 'not a valid dag-pb block') }
-        }
-        const digest = Digest.create(SHA2_256_CODE, createHash('sha256').update(bytes).digest())
-        const cid = version === 0 ? CID.createV0(digest) : CID.createV1(code, digest)
-        await deps.store.putBlock(cid, bytes, { pin: flag(query, 'pin', false) })
-        return await reply.send({ Key: cid.toString(), Size: bytes.byteLength })
+        if (stored.length === 0) throw ValidationError.field('file', 'no file in the request')
+        if (pin) for (const { cid, links } of stored) await deps.store.pin(cid, { links: new Map([[cid.toString(), links]]) })
+        // Kubo's answer: one JSON object per block, each on its own line
+        return await reply.header('content-type', 'application/json')
+          .send(stored.map(({ cid, size }) => JSON.stringify({ Key: cid.toString(), Size: size }) + '\n').join(''))
       } catch (err) {
         await sendRpcError(reply, err)
       }
@@ -618,7 +731,7 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
         const { CarBlockIterator } = await import('@ipld/car/iterator')
         const roots: CID[] = []
         let files = 0
-        for await (const part of fromBody(() => request.parts())) {
+        for await (const part of fromBody(() => multipartParts(request))) {
           if (part.type !== 'file') continue
           files++
           // blocks are verified and stored as they arrive (a bad one fails the request; those before it
@@ -734,5 +847,5 @@ export function registerKuboRpcRoutes (app: FastifyInstance, deps: IpfsRouteDeps
     api.post('/version', async (_request, reply) => {
       return await reply.send({ Version: agentVersion, Commit: '', Repo: '', System: `${process.arch}/${process.platform}`, Golang: '' })
     })
-  }, { prefix: '/api/v0' })
+  }, { prefix: RPC_PREFIX })
 }
