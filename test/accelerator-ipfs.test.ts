@@ -4,11 +4,10 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createServer } from 'node:http'
-import { spawnSync } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import type { AddressInfo } from 'node:net'
 import { IpfsAccelerate, ValidationError, ModelLoadError, IpfsConnectionError, TimeoutError, AbortError } from '../src/index.js'
 import { tinyModels, type TinyModels } from './helpers/tiny-models.js'
+import { runChildScript } from './helpers/child-script.js'
 
 describe('IpfsAccelerate with IPFS', () => {
   let models: TinyModels
@@ -166,8 +165,8 @@ describe('IpfsAccelerate with IPFS', () => {
   })
 
   it('a repository or cache folder under /proc is a ValidationError naming the setting, not a hang', { skip: process.platform !== 'linux' }, () => {
-    // A recursive mkdir spun for ever under /proc on Node 20, in the thread pool: run in a child, killed
-    // after a minute, so a build without the fix fails here instead of keeping the test process alive.
+    // A recursive mkdir spun for ever under /proc on Node 20, in the thread pool: run in a child (see
+    // runChildScript), so a build without the fix fails here instead of keeping the test process alive.
     const script = `
       import { IpfsAccelerate } from './src/index.ts'
       const { repo, model } = JSON.parse(process.env.IA_PROC_CASE)
@@ -185,13 +184,7 @@ describe('IpfsAccelerate with IPFS', () => {
       await good.stop()
       process.stdout.write(JSON.stringify(result))
     `
-    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      cwd: fileURLToPath(new URL('..', import.meta.url)),
-      encoding: 'utf8',
-      timeout: 60_000,
-      killSignal: 'SIGKILL',
-      env: { ...process.env, IA_PROC_CASE: JSON.stringify({ repo: join(home, 'repo-proc'), model: models.dir('bert') }) }
-    })
+    const child = runChildScript(script, { IA_PROC_CASE: JSON.stringify({ repo: join(home, 'repo-proc'), model: models.dir('bert') }) })
     assert.equal(child.status, 0, `child ${child.signal ?? child.status}: ${child.stderr}`)
     assert.deepEqual(JSON.parse(child.stdout), {
       storeToIpfs: { name: 'ValidationError', field: 'ipfs.repo' },

@@ -4,8 +4,8 @@
  * Inputs cross a structured-clone boundary to the inference worker and key the result cache, so they
  * must be plain data: null, booleans, numbers, bigints, strings, arrays, plain objects, typed arrays
  * and ArrayBuffers. `checkPlainInput` rejects anything else (functions, symbols, class instances,
- * circular references, absurd nesting) with a `ValidationError` naming where it sits, before anything
- * is cached or sent.
+ * proxies, arrays with holes, circular references, absurd nesting) with a `ValidationError` naming where
+ * it sits, before anything is cached or sent.
  *
  * `canonicalJson` turns plain data into a string that is equal for two inputs only when they are the
  * same data: object keys are sorted, and every kind of value is written distinctly (the bigint 101n,
@@ -13,6 +13,7 @@
  * type). It keys the result cache, and a cache hit skips the worker's validation, so two inputs the
  * worker could treat differently must never share a key.
  */
+import { types } from 'node:util'
 import { ValidationError } from '../errors.js'
 
 /** Deeper than any input a task takes (pixel_values are 4 levels): guards against stack overflows. */
@@ -38,6 +39,9 @@ export function checkPlainInput (input: unknown, field = 'input'): void {
       case 'symbol': throw ValidationError.field(path, 'is a symbol; inputs must be plain data (numbers, strings, arrays, objects, typed arrays)')
     }
     const obj = value as object
+    // First: every other check below would run the proxy's traps (a revoked one throws a TypeError), and
+    // structured clone refuses proxies (a DataCloneError from the worker boundary).
+    if (types.isProxy(obj)) throw ValidationError.field(path, 'is a Proxy; inputs must be plain data (numbers, strings, arrays, objects, typed arrays)')
     if (ArrayBuffer.isView(obj) || obj instanceof ArrayBuffer) return
     if (depth >= MAX_DEPTH) throw ValidationError.field(path, `is nested more than ${MAX_DEPTH} levels deep`)
     if (ancestors.has(obj)) throw ValidationError.field(path, 'refers back to an enclosing value (circular input)')
@@ -51,7 +55,13 @@ export function checkPlainInput (input: unknown, field = 'input'): void {
       for (let i = 0; i < list.length; i++) {
         const item = list[i]
         // Lists of numbers (the common case: ids, pixels, samples) need no call per element.
-        if (typeof item !== 'number') visit(item, at(path, i), depth + 1)
+        if (typeof item === 'number') continue
+        // A hole reads as undefined but reaches the tasks as nothing they can convert (BigInt(undefined),
+        // NaN dims). Stopping at the first one also bounds this walk by the elements the caller really
+        // stored (the first hole follows them), so a sparse array's length (up to 2^32 - 1) is never
+        // walked and no cap on lengths is needed.
+        if (item === undefined && !Object.hasOwn(list, i)) throw ValidationError.field(at(path, i), 'is a hole (a sparse array); every element must be given')
+        visit(item, at(path, i), depth + 1)
       }
     } else {
       for (const key of Object.keys(obj)) visit((obj as Record<string, unknown>)[key], at(path, key), depth + 1)

@@ -28,8 +28,12 @@ export interface EngineInit {
 }
 
 export interface RunOptions {
-  /** Called with each piece of generated text (text generation only). */
-  onToken?: (text: string) => void
+  /**
+   * Called with each piece of generated text (text generation only). A throw, or a returned promise
+   * that rejects, fails the call with that error and cancels the generation; the result waits for the
+   * promises returned before it to settle.
+   */
+  onToken?: (text: string) => unknown
   /** Called with download progress while the model is fetched. */
   onProgress?: (event: ModelProgressEvent) => void
   /** A local folder to load the model from, when the caller already fetched it (content-addressed ids). */
@@ -47,6 +51,8 @@ interface PendingCall {
   options: RunOptions
   /** Detaches the abort listener, once the call is settled. */
   detach?: () => void
+  /** Promises onToken returned that have not settled yet (handled: they never reject). */
+  callbacks?: Set<Promise<void>>
 }
 
 /** Longest a synchronous call may block before it gives up (model downloads included). */
@@ -149,19 +155,41 @@ export class InferenceEngine extends EventEmitter<{ progress: [ModelProgressEven
     if (msg.type === 'result' || msg.type === 'error') this.answered(msg.id)
     if (call === undefined) return
     if (msg.type === 'token') {
-      try {
-        call.options.onToken?.(msg.text)
-      } catch (err) {
-        // The caller's own callback failed: its call fails with that error, and the generation
-        // is cancelled in the worker.
-        this.settle(msg.id)?.reject(err)
-        this.post({ type: 'cancel', id: msg.id })
-      }
+      this.onToken(msg.id, call, msg.text)
+      return
+    }
+    if (msg.type === 'result' && call.callbacks !== undefined && call.callbacks.size > 0) {
+      // A token's callback still running could yet fail the call: the result waits for it (an abort
+      // or stop() still settles the call at once meanwhile).
+      const value = unpackFloatLists(msg.value)
+      void Promise.all(call.callbacks).then(() => { this.settle(msg.id)?.resolve(value) })
       return
     }
     this.settle(msg.id)
     if (msg.type === 'result') call.resolve(unpackFloatLists(msg.value))
     else call.reject(deserializeError(msg.error))
+  }
+
+  /**
+   * Runs the caller's onToken. If it throws, or returns a promise that rejects, the call fails with
+   * that error and the generation is cancelled in the worker; a later failure of the same call is
+   * dropped (never an unhandled rejection: Node ends the process on one).
+   */
+  private onToken (id: number, call: PendingCall, text: string): void {
+    const fail = (err: unknown): void => {
+      if (this.settle(id) === undefined) return
+      call.reject(err)
+      if (this.unanswered.has(id)) this.post({ type: 'cancel', id })
+    }
+    try {
+      const returned = call.options.onToken?.(text)
+      if (typeof (returned as PromiseLike<unknown> | undefined)?.then !== 'function') return
+      const settled: Promise<void> = Promise.resolve(returned).then(() => { call.callbacks?.delete(settled) }, fail)
+      call.callbacks ??= new Set()
+      call.callbacks.add(settled)
+    } catch (err) {
+      fail(err)
+    }
   }
 
   /** Forgets a pending call (later messages for it are ignored) and returns it. */

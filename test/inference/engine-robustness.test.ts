@@ -16,6 +16,7 @@ import { IpfsAccelerate, ValidationError, InferenceError, AbortError, ModelLoadE
 import { routeConsole } from '../../src/inference/worker-console.js'
 import { serveModelsAsHub } from '../helpers/hub-server.js'
 import { tinyModels, type TinyModels } from '../helpers/tiny-models.js'
+import { runChildScript } from '../helpers/child-script.js'
 import { workerOf } from '../helpers/engine-worker-of.js'
 
 const quiet = { logging: { level: 'SILENT' } } as const
@@ -65,7 +66,16 @@ describe('inference engine robustness', () => {
         [{ input_ids: [101, 102], extra: () => 1 }, /input\.extra: is a function/],
         [{ input_ids: [101, Symbol('x')] }, /input\.input_ids\[1\]: is a symbol/],
         [circular, /input\.self: refers back/],
-        [{ text: new Date() }, /input\.text: is a Date/]
+        [{ text: new Date() }, /input\.text: is a Date/],
+        // Holes reached the tasks as undefined (BigInt(undefined), NaN dims: an InferenceError).
+        // eslint-disable-next-line no-sparse-arrays
+        [{ input_ids: [101, , 102] }, /input\.input_ids\[1\]: is a hole/],
+        // eslint-disable-next-line no-sparse-arrays
+        [{ texts: ['a', , 'b'] }, /input\.texts\[1\]: is a hole/],
+        // Structured clone refuses proxies (a raw DataCloneError from process()).
+        [new Proxy({ input_ids: [101, 102] }, {}), /input: is a Proxy/],
+        [{ input_ids: new Proxy([101, 102], {}) }, /input\.input_ids: is a Proxy/],
+        [{ input_ids: [101, 102], extra: Proxy.revocable({}, {}).proxy }, /input\.extra: is a Proxy/]
       ]
       // Sent in one burst with a good request: the bad ones fail alone, the good one is answered.
       const good = acc.processAsync(bert, { input_ids: [101, 102] }, 'text_embedding')
@@ -92,6 +102,69 @@ describe('inference engine robustness', () => {
       assert.equal(typeof streamed.text, 'string')
       assert.ok(tokens.length > 0)
     } finally {
+      await acc.stop()
+    }
+  })
+
+  it('a sparse array of any length is refused at its first hole, at once', () => {
+    // The walk visited every index up to the length: 2^32 - 1 of them blocked the thread for minutes, so
+    // the calls run in a child killed after a minute.
+    const script = `
+      import { IpfsAccelerate } from './src/index.ts'
+      const acc = new IpfsAccelerate({ logging: { level: 'SILENT' } }, {}, { env: {} })
+      const sparse = (head) => { const a = [...head]; a.length = 2 ** 32 - 1; return a }
+      const farOnly = []
+      farOnly[2 ** 32 - 2] = 5
+      const started = Date.now()
+      const result = []
+      for (const input of [{ input_ids: sparse([]) }, { input_ids: sparse([101, 102]) }, { input_ids: farOnly }, { input_ids: [[101], sparse([7])] }]) {
+        result.push(await acc.processAsync(process.env.IA_MODEL, input, 'text_embedding').then(() => 'ok', err => ({ name: err.name, field: err.context?.field })))
+        try { acc.process(process.env.IA_MODEL, input, 'text_embedding') } catch (err) { result.push({ name: err.name, field: err.context?.field }) }
+      }
+      await acc.stop()
+      process.stdout.write(JSON.stringify({ result, ms: Date.now() - started }))
+    `
+    const child = runChildScript(script, { IA_MODEL: bert })
+    assert.equal(child.status, 0, `child ${child.signal ?? child.status}: ${child.stderr}`)
+    const { result, ms } = JSON.parse(child.stdout)
+    const refused = (field: string): unknown[] => [{ name: 'ValidationError', field }, { name: 'ValidationError', field }]
+    assert.deepEqual(result, [...refused('input.input_ids[0]'), ...refused('input.input_ids[2]'), ...refused('input.input_ids[0]'), ...refused('input.input_ids[1][1]')])
+    assert.ok(ms < 5_000, `took ${ms} ms`)
+  })
+
+  it('an onToken that returns a rejected promise fails its call as a throw does, never an unhandled rejection', async () => {
+    const acc = new IpfsAccelerate({ ...quiet, performance: { enable_caching: false } }, {}, { env: {} })
+    let unhandled = 0
+    const count = (): void => { unhandled++ }
+    process.on('unhandledRejection', count)
+    try {
+      const boom = new Error('async callback failed')
+      await acc.processAsync(gpt2, { prompt: 'hello', max_new_tokens: 1 }, 'text_generation')
+      const watch = watchWorker(workerOf(acc))
+      // Rejected at once: the call fails with it and the generation stops in the worker.
+      const long = { prompt: 'hello', max_new_tokens: 1000 }
+      await assert.rejects(acc.processAsync(gpt2, long, 'text_generation', { onToken: async () => { throw boom } }), (err: unknown) => err === boom)
+      const [first] = watch.streamed()
+      assert.equal(await watch.ended(first), 'error', 'the worker stopped the generation')
+      assert.ok(watch.tokens(first) < long.max_new_tokens, 'it was stopped before its end')
+      watch.stop()
+      // Rejected only after the last token: the result waits for the callbacks, so the call still fails.
+      const late = async (): Promise<void> => { await new Promise(resolve => setTimeout(resolve, 30)); throw boom }
+      await assert.rejects(acc.processAsync(gpt2, { prompt: 'hello', max_new_tokens: 4 }, 'text_generation', { onToken: late }), (err: unknown) => err === boom)
+      // Callbacks that succeed have all run when the call resolves.
+      const pieces: string[] = []
+      const slow = async (text: string): Promise<void> => { await new Promise(resolve => setTimeout(resolve, 10)); pieces.push(text) }
+      const result = await acc.processAsync(gpt2, { prompt: 'hello', max_new_tokens: 6 }, 'text_generation', { onToken: slow })
+      assert.equal(pieces.join(''), result.generated_text)
+      // Streaming (onToken inside) still works.
+      const streamed: string[] = []
+      for await (const piece of acc.streamGeneration(gpt2, { prompt: 'hello', max_new_tokens: 6 })) streamed.push(piece)
+      assert.deepEqual(streamed, pieces)
+      // Rejections of the calls above that came after the first are dropped, not left unhandled.
+      await new Promise(resolve => setTimeout(resolve, 100))
+      assert.equal(unhandled, 0)
+    } finally {
+      process.off('unhandledRejection', count)
       await acc.stop()
     }
   })

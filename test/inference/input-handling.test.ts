@@ -4,7 +4,8 @@
  */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { cpSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpSync, readFileSync, truncateSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -13,7 +14,10 @@ import { IpfsAccelerate } from '../../src/accelerator.js'
 import { ValidationError } from '../../src/errors.js'
 import { encodeWav } from '../../src/inference/audio/wav.js'
 import { MAX_IMAGE_BYTES, readImageBytes } from '../../src/inference/inputs/pixel-values.js'
+import { MAX_AUDIO_FILE_BYTES } from '../../src/inference/inputs/audio-input.js'
+import { MAX_AUDIO_SECONDS } from '../../src/inference/audio/chunks.js'
 import { tinyModels, type TinyModels } from '../helpers/tiny-models.js'
+import { runChildScript } from '../helpers/child-script.js'
 
 /** A [C, H, W] image as nested lists. */
 function planes (seed: number, size = 224): number[][][] {
@@ -156,6 +160,11 @@ describe('input handling per task', () => {
       await assert.rejects(acc.processAsync(clip, { image: file, candidate_labels: ['cat', 'dog'], input_ids: [[1022, 320, 1023]] }, 'zero_shot_image_classification'), isValidation('input_ids', /not both/))
     })
 
+    it('reads no more of a file than the bound, whatever size it reported (a /proc file says 0)', { skip: process.platform !== 'linux' }, async () => {
+      await assert.rejects(readImageBytes('/proc/self/maps', 20_000, 1024), /the image has more than 1024 bytes \(1025 at least\)/)
+      assert.ok((await readImageBytes('/proc/self/stat', 20_000, 1024 * 1024)).length > 0, 'a small one is read whole')
+    })
+
     describe('image URLs', () => {
       let server: Server
       let base: string
@@ -212,6 +221,16 @@ describe('input handling per task', () => {
       assert.equal(same.text, plain.text)
     })
 
+    it('refuses a WAV file over MAX_AUDIO_FILE_BYTES before reading it', async () => {
+      // The bound holds two hours (the most a request takes) of 48 kHz stereo 24-bit PCM.
+      assert.ok(MAX_AUDIO_FILE_BYTES > MAX_AUDIO_SECONDS * 48_000 * 2 * 3)
+      const file = join(models.root, 'huge.wav')
+      writeFileSync(file, '')
+      truncateSync(file, MAX_AUDIO_FILE_BYTES + 1) // sparse: no disk used
+      await assert.rejects(acc.processAsync(models.dir('whisper'), { audio: file }, 'audio_transcription'),
+        isValidation('audio', new RegExp(`more than ${MAX_AUDIO_FILE_BYTES} bytes \\(${MAX_AUDIO_FILE_BYTES + 1} at least\\)`)))
+    })
+
     it('transcribes a WAV file longer than Whisper\'s window (in windows), at any rate', async () => {
       const file = join(models.root, 'long.wav')
       writeFileSync(file, encodeWav(new Float32Array(48_000 * 40).fill(0.01), 48_000))
@@ -219,6 +238,54 @@ describe('input handling per task', () => {
       assert.equal(typeof long.text, 'string')
       const edge = await acc.processAsync(models.dir('whisper'), { input_values: new Float32Array(8_000 * 31), sampling_rate: 8_000, max_new_tokens: 1 }, 'audio_transcription')
       assert.equal(typeof edge.text, 'string')
+    })
+  })
+
+  it('an image or WAV path that is not a regular file (a FIFO, a device, a folder) is a ValidationError at once, and stop() still ends', { skip: process.platform !== 'linux' }, () => {
+    // Opening a FIFO blocked a thread-pool thread for ever (the call never settled, stop() never ended, the
+    // process could not exit) and /dev/zero grew memory without bound: run in a child killed after a
+    // minute. The FIFO cases come first: without the fix the child ends there, before /dev/zero.
+    const fifo = join(models.root, 'fifo')
+    execFileSync('mkfifo', [fifo])
+    const script = `
+      import { IpfsAccelerate } from './src/index.ts'
+      const { vit, whisper, fifo, folder } = JSON.parse(process.env.IA_FILE_CASE)
+      const acc = new IpfsAccelerate({ logging: { level: 'SILENT' } }, {}, { env: {} })
+      const result = {}
+      const outcome = (err) => ({ name: err.name, field: err.context?.field })
+      const settle = async (name, call) => {
+        // A case stuck for 20 s reports itself and kills the child: a normal exit would wait on the stuck thread.
+        const timer = setTimeout(() => { result[name] = 'hang'; process.stdout.write(JSON.stringify(result)); process.kill(process.pid, 'SIGKILL') }, 20_000)
+        result[name] = await call().then(() => 'ok', outcome)
+        clearTimeout(timer)
+      }
+      const image = (path) => () => acc.processAsync(vit, { image: path }, 'image_classification')
+      const audio = (path) => () => acc.processAsync(whisper, { audio: path }, 'audio_transcription')
+      await settle('imageFifo', image(fifo))
+      await settle('audioFifo', audio(fifo))
+      await settle('imageZero', image('/dev/zero'))
+      await settle('audioZero', audio('/dev/zero'))
+      await settle('imageRandom', image('/dev/urandom'))
+      await settle('audioRandom', audio('/dev/urandom'))
+      await settle('imageFolder', image(folder))
+      try { acc.process(vit, { image: fifo }, 'image_classification'); result.imageFifoSync = 'ok' } catch (err) { result.imageFifoSync = outcome(err) }
+      await settle('stop', () => acc.stop())
+      process.stdout.write(JSON.stringify(result))
+    `
+    const child = runChildScript(script, { IA_FILE_CASE: JSON.stringify({ vit: models.dir('vit'), whisper: models.dir('whisper'), fifo, folder: models.root }) })
+    assert.equal(child.status, 0, `child ${child.signal ?? child.status}: ${child.stdout} ${child.stderr}`)
+    const image = { name: 'ValidationError', field: 'image' }
+    const audio = { name: 'ValidationError', field: 'audio' }
+    assert.deepEqual(JSON.parse(child.stdout), {
+      imageFifo: image,
+      audioFifo: audio,
+      imageZero: image,
+      audioZero: audio,
+      imageRandom: image,
+      audioRandom: audio,
+      imageFolder: image,
+      imageFifoSync: image,
+      stop: 'ok'
     })
   })
 })

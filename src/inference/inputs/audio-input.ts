@@ -5,12 +5,20 @@
  * example passes none); a rate that is not a positive integer in [1 kHz, 384 kHz] is refused, and so is
  * audio longer than MAX_AUDIO_SECONDS (2 h), before it is resampled or a WAV file's samples are decoded.
  */
-import { readFile } from 'node:fs/promises'
 import { ValidationError } from '../../errors.js'
+import { readLocalFile } from './local-file.js'
 import { decodeWav } from '../audio/wav.js'
 import { resample } from '../audio/resample.js'
 import { MAX_AUDIO_SECONDS } from '../audio/chunks.js'
 import { describe } from './token-ids.js'
+
+/**
+ * Largest WAV file read from a path. Two hours (MAX_AUDIO_SECONDS, the most a request takes) of 48 kHz
+ * stereo 24-bit PCM, the usual ceiling of recorded audio, is 2.07 GB; 2 GiB leaves room for the header
+ * and metadata chunks, and is what readFile could read before (2^31 - 1), so no file read then is
+ * refused now. A smaller file holding more than 2 h is still refused by its duration, from its header.
+ */
+export const MAX_AUDIO_FILE_BYTES = 2 * 1024 ** 3
 
 export const MIN_SAMPLING_RATE = 1_000
 export const MAX_SAMPLING_RATE = 384_000
@@ -75,10 +83,12 @@ export async function readRawAudio (obj: Record<string, unknown>, defaultRate: n
   if (obj.audio !== undefined) {
     let bytes: Uint8Array
     if (typeof obj.audio === 'string') {
+      const tooLarge = (size: number): Error => new Error(`the file has more than ${MAX_AUDIO_FILE_BYTES} bytes (${size} at least)`)
       try {
-        bytes = await readFile(obj.audio)
+        bytes = await readLocalFile(obj.audio, MAX_AUDIO_FILE_BYTES, tooLarge)
       } catch (cause) {
-        throw new ValidationError(`audio: cannot read ${obj.audio}`, [{ path: 'audio', message: (cause as Error).message }], { cause, context: { file: obj.audio } })
+        const message = (cause as Error).message
+        throw new ValidationError(`audio: cannot read ${obj.audio} (${message})`, [{ path: 'audio', message }], { cause, context: { file: obj.audio } })
       }
     } else if (obj.audio instanceof Uint8Array) bytes = obj.audio
     else throw ValidationError.field('audio', `expected a WAV file path or its bytes, got ${describe(obj.audio)}`)

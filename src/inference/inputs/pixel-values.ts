@@ -4,10 +4,10 @@
  * image processor. Shapes are checked against the model's config and non-finite values are refused.
  */
 import { RawImage, Tensor } from '@huggingface/transformers'
-import { readFile, stat } from 'node:fs/promises'
 import { ValidationError } from '../../errors.js'
 import { describe } from './token-ids.js'
 import { boundedBody, discardBody } from '../../content/bounded-body.js'
+import { readLocalFile } from './local-file.js'
 import type { LoadedModel } from '../tasks/task-handler.js'
 
 export interface PixelBatch {
@@ -124,14 +124,10 @@ export const IMAGE_FETCH_TIMEOUT_MS = 30_000
  */
 export const MAX_IMAGE_BYTES = 100 * 1024 * 1024
 
-/** The bytes of an image file path or http(s) URL (at most `MAX_IMAGE_BYTES`). */
+/** The bytes of an image file path (a regular file) or http(s) URL, at most `MAX_IMAGE_BYTES`. */
 export async function readImageBytes (location: string, timeoutMs = IMAGE_FETCH_TIMEOUT_MS, maxBytes = MAX_IMAGE_BYTES): Promise<Uint8Array> {
   const tooLarge = (size: number): Error => new Error(`the image has more than ${maxBytes} bytes (${size} at least)`)
-  if (!/^https?:\/\//i.test(location)) {
-    const { size } = await stat(location)
-    if (size > maxBytes) throw tooLarge(size)
-    return await readFile(location)
-  }
+  if (!/^https?:\/\//i.test(location)) return await readLocalFile(location, maxBytes, tooLarge)
   try {
     const response = await fetch(location, { signal: AbortSignal.timeout(timeoutMs) })
     if (!response.ok) {
