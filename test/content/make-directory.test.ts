@@ -45,10 +45,9 @@ describe('makeDirectory', () => {
   })
 
   it('a level that answers ENOENT although its parent exists (procfs) is thrown, not retried for ever', { timeout: 20_000, skip: process.platform !== 'linux' }, async () => {
-    const started = Date.now()
+    // a retry loop would not end: the test's timeout fails it (no timing is asserted)
     for (const dir of ['/proc/ia-no-such-dir', '/proc/ia-no-such-dir/x/y']) {
       await assert.rejects(makeDirectory(dir), { code: 'ENOENT', syscall: 'mkdir', path: '/proc/ia-no-such-dir' })
     }
-    assert.ok(Date.now() - started < 5_000, 'fails quickly')
   })
 })

@@ -115,21 +115,20 @@ describe('inference engine robustness', () => {
       const sparse = (head) => { const a = [...head]; a.length = 2 ** 32 - 1; return a }
       const farOnly = []
       farOnly[2 ** 32 - 2] = 5
-      const started = Date.now()
       const result = []
       for (const input of [{ input_ids: sparse([]) }, { input_ids: sparse([101, 102]) }, { input_ids: farOnly }, { input_ids: [[101], sparse([7])] }]) {
         result.push(await acc.processAsync(process.env.IA_MODEL, input, 'text_embedding').then(() => 'ok', err => ({ name: err.name, field: err.context?.field })))
         try { acc.process(process.env.IA_MODEL, input, 'text_embedding') } catch (err) { result.push({ name: err.name, field: err.context?.field }) }
       }
       await acc.stop()
-      process.stdout.write(JSON.stringify({ result, ms: Date.now() - started }))
+      process.stdout.write(JSON.stringify(result))
     `
     const child = runChildScript(script, { IA_MODEL: bert })
     assert.equal(child.status, 0, `child ${child.signal ?? child.status}: ${child.stderr}`)
-    const { result, ms } = JSON.parse(child.stdout)
+    // a walk over the length would outlast the child's minute: it is killed, and the status says so
+    const result = JSON.parse(child.stdout)
     const refused = (field: string): unknown[] => [{ name: 'ValidationError', field }, { name: 'ValidationError', field }]
     assert.deepEqual(result, [...refused('input.input_ids[0]'), ...refused('input.input_ids[2]'), ...refused('input.input_ids[0]'), ...refused('input.input_ids[1][1]')])
-    assert.ok(ms < 5_000, `took ${ms} ms`)
   })
 
   it('an onToken that returns a rejected promise fails its call as a throw does, never an unhandled rejection', async () => {
