@@ -135,7 +135,7 @@ export class IpfsAccelerate {
   /** Asynchronous inference on the same engine as `process()`. */
   async processAsync (model: string, input: unknown, endpointType?: EndpointType | null, options: ProcessOptions = {}): Promise<InferenceResult> {
     const type = this.checkCall(model, endpointType, input)
-    checkProcessOptions(options)
+    const onProgress = this.progressOf<ModelProgressEvent>(options)
     this.checkNotStopped()
     // Given up already: no cache lookup, no pull, no worker call.
     if (options.signal?.aborted === true) throw new AbortError('the call was aborted before it started')
@@ -143,7 +143,6 @@ export class IpfsAccelerate {
     const key = options.onToken === undefined ? this.cacheKey(model, type, input) : undefined
     const hit = key === undefined ? undefined : this.resultCache?.get(key)
     if (hit !== undefined) return hit as InferenceResult
-    const onProgress = options.onProgress === undefined ? undefined : guardListener(options.onProgress, this.logger)
     const result = await this.engine.run(model, input, type, { ...options, onProgress, source: await this.pulledSource(model) }) as InferenceResult
     if (key !== undefined) this.resultCache?.set(key, result)
     return result
@@ -268,7 +267,7 @@ export class IpfsAccelerate {
    */
   async publishModel (folderOrId: string, options: { onProgress?: (e: PackProgressEvent) => void } = {}): Promise<PublishedModel> {
     if (typeof folderOrId !== 'string' || folderOrId.trim() === '') throw ValidationError.field('model', 'expected a folder or a model id')
-    const onProgress = this.transferListener(options)
+    const onProgress = this.progressOf<PackProgressEvent>(options)
     return await this.untilStopped('publishModel', async () => {
       const dir = (await this.engine.load(folderOrId, 'auto')).dir
       const router = await this.router()
@@ -285,18 +284,18 @@ export class IpfsAccelerate {
     })
   }
 
-  /** The `onProgress` of publishModel/pullModel options, checked before any I/O and guarded (see guard-listener.ts). */
-  private transferListener (options: unknown): ((event: PackProgressEvent) => void) | undefined {
-    if (options === null || typeof options !== 'object' || Array.isArray(options)) throw ValidationError.field('options', `expected an object, got ${describe(options)}`)
-    const { onProgress } = options as { onProgress?: unknown }
-    if (onProgress === undefined) return undefined
-    if (typeof onProgress !== 'function') throw ValidationError.field('options.onProgress', `expected a function, got ${describe(onProgress)}`)
-    return guardListener(onProgress as (event: PackProgressEvent) => unknown, this.logger)
+  /**
+   * The `onProgress` of a call's options (processAsync, initEndpoints, publishModel, pullModel), the
+   * options checked first (checkProcessOptions, before any I/O) and the listener guarded (guard-listener.ts).
+   */
+  private progressOf<E> (options: unknown): ((event: E) => void) | undefined {
+    checkProcessOptions(options)
+    return options.onProgress === undefined ? undefined : guardListener(options.onProgress as (event: E) => unknown, this.logger)
   }
 
   /** Fetches a model pack by CID into the local model cache (verified, atomic, pinned); returns its folder. */
   async pullModel (cid: string, options: { onProgress?: (e: PackProgressEvent) => void, cacheDir?: string } = {}): Promise<PulledModel> {
-    const onProgress = this.transferListener(options)
+    const onProgress = this.progressOf<PackProgressEvent>(options)
     const { cacheDir: givenCacheDir } = options as { cacheDir?: unknown }
     if (givenCacheDir !== undefined && (typeof givenCacheDir !== 'string' || givenCacheDir.trim() === '' || givenCacheDir.includes('\0'))) {
       throw ValidationError.field('cacheDir', `expected a folder path, got ${describe(givenCacheDir)}`)
@@ -368,8 +367,7 @@ export class IpfsAccelerate {
     }
     const types: unknown = resources?.endpoint_types ?? {}
     if (typeof types !== 'object' || types === null || Array.isArray(types)) throw ValidationError.field('resources.endpoint_types', `expected an object mapping models to endpoint types, got ${describe(types)}`)
-    checkProcessOptions(options)
-    const onProgress = options.onProgress === undefined ? undefined : guardListener(options.onProgress, this.logger)
+    const onProgress = this.progressOf<ModelProgressEvent>(options)
     const out: Record<string, EndpointInfo | DeferredEndpoint> = {}
     for (const model of models) {
       // own keys only: a model named `constructor` must not find Object.prototype's
